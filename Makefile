@@ -1,0 +1,35 @@
+# Two entry points that work on a fresh clone with only python3 and make.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# A pinned torch keeps pip on the CPU wheel; an unpinned one resolves to a multi-GB CUDA build.
+TORCH  := torch==2.13.0
+SHARED_DATA := $(abspath ../shared/data)
+ifneq ($(wildcard $(SHARED_DATA)),)
+export GRAPHREC_DATA ?= $(SHARED_DATA)
+endif
+
+.PHONY: install run test test-all lint bench clean
+
+$(BIN)/graphrec: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet "$(TORCH)" -e '.[dev]'
+	touch $@
+
+install: $(BIN)/graphrec
+
+run: install
+	$(BIN)/graphrec run
+
+test: install
+	$(BIN)/python -m pytest -q -m "not slow"
+
+test-all: install
+	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check graphrec tests benchmarks pipelines
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache
