@@ -1,0 +1,505 @@
+"""Ingest: validate logs and side tables, assign ids, write day partitions, commit a version.
+
+Semantics (see docs/store.md):
+
+* every input record is counted once: ``read = accepted + quarantined + duplicates``;
+* rejected records go to the quarantine with source file, row number, reason and the raw
+  record; a file that cannot be opened counts as one read and one quarantined record;
+* exact duplicates (all event columns equal, after typing) are dropped, within the batch
+  and against events already stored for the same days;
+* new external ids get the next contiguous ids, in order of first appearance; existing
+  ids never change;
+* only the days present in the batch get new partition files, and only new ids are
+  written to the id maps (one tail chunk per node type).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+from pydantic import Field
+
+from graphrec.store.errors import SchemaError, SourceError
+from graphrec.store.manifest import Counts, FileEntry, FileStats, IdMapEntry, IngestStats, Manifest
+from graphrec.store.schema import USER, LogSchema
+from graphrec.store.sources import ROW, RawFile, SourceLike, read_source, resolve
+from graphrec.store.store import (
+    GraphStore,
+    _commit,
+    _write_schema,
+    collect_garbage,
+    stored_event_schema,
+    write_parquet_file,
+)
+from graphrec.store.validate import (
+    DETAIL,
+    FIELD,
+    REASON,
+    attribute_columns,
+    event_columns,
+    normalize,
+    raw_json,
+)
+
+FILE = "__file"
+
+QUARANTINE_SCHEMA: dict[str, pl.DataType] = {
+    "version": pl.Int64(),
+    "source": pl.String(),
+    "table": pl.String(),
+    "row": pl.Int64(),
+    "reason": pl.String(),
+    "field": pl.String(),
+    "detail": pl.String(),
+    "raw": pl.String(),
+}
+
+
+class IngestReport(IngestStats):
+    """What an ingest committed. ``str(report)`` is the one-line invariant."""
+
+    version: int
+    parent: int | None
+    store: str
+    partitions_written: list[str] = Field(default_factory=list)
+    new_ids: dict[str, int] = Field(default_factory=dict)
+    id_map_sizes: dict[str, int] = Field(default_factory=dict)
+
+    @property
+    def events_per_s(self) -> float:
+        return self.read / self.duration_s if self.duration_s > 0 else float("inf")
+
+    def __str__(self) -> str:
+        return f"version {self.version}: {self.summary()}"
+
+
+ProgressFn = Callable[[str, int, int], None]
+
+
+def ingest(
+    store: GraphStore | str | os.PathLike,
+    sources: Iterable[SourceLike] = (),
+    *,
+    attributes: Mapping[str, SourceLike | Sequence[SourceLike]] | None = None,
+    schema: LogSchema | None = None,
+    message: str = "",
+    progress: bool | ProgressFn = False,
+    echo: bool = True,
+) -> IngestReport:
+    """Ingest event files (and side tables) into ``store`` and commit one new version.
+
+    Args:
+        store: a :class:`GraphStore` or its folder; a missing store is created with
+            ``schema`` (default :class:`LogSchema`).
+        sources: event files, folders, glob patterns, or ``(name, polars frame)`` pairs.
+        attributes: side tables by node type, e.g. ``{"item": "items.parquet"}``.
+        schema: must equal the store's schema when the store exists.
+        message: stored in the manifest, shown by ``graphrec store log``.
+        progress: show a rich progress bar (or a callback ``(step, done, total)``).
+        echo: print the invariant line ``read = accepted + quarantined + duplicates``.
+
+    Raises:
+        SourceError: a path does not exist, or nothing was given to ingest.
+        StoreLockedError: another process is writing the store.
+        SchemaError: ``schema`` differs from the store's.
+    """
+    started = time.perf_counter()
+    started_at = dt.datetime.now(dt.UTC)
+    if not isinstance(store, GraphStore):
+        store = GraphStore.init(store, schema, exist_ok=True) if not GraphStore.exists(store) else GraphStore(store)
+    files = resolve(sources)
+    attr_files: dict[str, list[Any]] = {}
+    for nt, items in (attributes or {}).items():
+        items = [items] if isinstance(items, str | os.PathLike | tuple) else list(items)
+        attr_files[nt] = resolve(items)
+    if not files and not attr_files:
+        raise SourceError("nothing to ingest: give event files and/or attribute tables")
+
+    with store.lock(), _Progress(progress) as bar:
+        collect_garbage(store)
+        parent = store.manifest()
+        store_schema = store.schema()
+        if schema is not None and schema.hash() != store_schema.hash():
+            raise SchemaError(
+                f"the schema given differs from the store's ({store_schema.hash()[:19]}...); "
+                "use GraphStore.evolve_schema() to extend it"
+            )
+        for nt in attr_files:
+            if nt not in store_schema.attributes:
+                raise SchemaError(
+                    f"no side table is declared for node type {nt!r}; declared: {sorted(store_schema.attributes)}"
+                )
+        job = _Ingest(store, parent, store_schema, bar)
+        job.read_events(files)
+        for nt, items in attr_files.items():
+            job.read_attributes(nt, items)
+        report = job.commit(message=message, started=started, started_at=started_at)
+    if echo:
+        _echo(report)
+    return report
+
+
+# ---------------------------------------------------------------------------------- the job
+class _Ingest:
+    def __init__(self, store: GraphStore, parent: Manifest, schema: LogSchema, bar: _Progress):
+        self.store = store
+        self.parent = parent
+        self.schema = schema
+        self.bar = bar
+        self.version = parent.version + 1
+        self.stats: list[FileStats] = []
+        self.quarantine: list[pl.DataFrame] = []
+        self.batch: pl.DataFrame | None = None  # accepted, typed, deduplicated events
+        self.id_maps: dict[str, pl.DataFrame] = {}
+        self.new_ids: dict[str, pl.Series] = {}
+        self.attr_tables: dict[str, pl.DataFrame] = {}
+
+    # ----------------------------------------------------------------- reading
+    def _read_table(
+        self, items: list[Any], table: str, columns: list, extra_policy: str
+    ) -> list[tuple[FileStats, pl.DataFrame]]:
+        """Read and validate files; quarantine rejects; return the accepted rows per file."""
+        raws: list[RawFile] = []
+        for i, item in enumerate(items):
+            self.bar.update(f"reading {table}", i, len(items))
+            raws.append(read_source(item))
+        self.bar.update(f"validating {table}", 0, 1)
+        lfs, pending = [], []
+        for raw in raws:
+            st = FileStats(source=raw.source, format=raw.format, table=table)
+            self.stats.append(st)
+            if raw.error is not None:
+                st.status, st.note = "unreadable", raw.error
+                st.read = st.quarantined = 1
+                self._quarantine_rows(pl.DataFrame({
+                    "source": [raw.source], "table": [table], "row": [None], "reason": ["unreadable_file"],
+                    "field": [None], "detail": [raw.error], "raw": [None],
+                }, schema_overrides={"row": pl.Int64, "field": pl.String, "raw": pl.String}))
+                continue
+            if raw.malformed is not None:
+                st.read += raw.malformed.height
+                st.quarantined += raw.malformed.height
+                self._quarantine_rows(raw.malformed.select(
+                    source=pl.lit(raw.source), table=pl.lit(table), row=pl.col(ROW),
+                    reason=pl.lit("malformed_line"), field=pl.lit(None, pl.String),
+                    detail=pl.col("detail"), raw=pl.col("raw"),
+                ))
+            if raw.empty or raw.frame is None:
+                st.status, st.note = "empty", "file holds no records"
+                continue
+            lfs.append(normalize(raw.frame, columns, self.schema, present=raw.columns, extra_policy=extra_policy))
+            pending.append((raw, st))
+        try:
+            frames = pl.collect_all(lfs) if lfs else []
+        except Exception:  # a damaged file deep inside: find it, keep the others
+            frames = []
+            for lf, (raw, st) in zip(lfs, pending, strict=True):
+                try:
+                    frames.append(lf.collect())
+                except Exception as exc:
+                    frames.append(None)
+                    st.status, st.note = "unreadable", f"unreadable file: {' '.join(str(exc).split())[:300]}"
+                    st.read, st.quarantined = st.read + 1, st.quarantined + 1
+                    self._quarantine_rows(pl.DataFrame({
+                        "source": [raw.source], "table": [table], "row": [None], "reason": ["unreadable_file"],
+                        "field": [None], "detail": [st.note], "raw": [None],
+                    }, schema_overrides={"row": pl.Int64, "field": pl.String, "raw": pl.String}))
+        out = []
+        keep = [c.name for c in columns]
+        for frame, (raw, st) in zip(frames, pending, strict=True):
+            if frame is None:
+                continue
+            st.read += frame.height
+            n_bad = frame[REASON].null_count()
+            n_bad = frame.height - n_bad
+            if n_bad:
+                bad = frame.filter(pl.col(REASON).is_not_null())
+                st.quarantined += bad.height
+                self._quarantine_rows(pl.DataFrame({
+                    "source": pl.Series([raw.source] * bad.height, dtype=pl.String),
+                    "table": pl.Series([table] * bad.height, dtype=pl.String),
+                    "row": bad[ROW], "reason": bad[REASON], "field": bad[FIELD], "detail": bad[DETAIL],
+                    "raw": raw_json(bad, raw.columns),
+                }))
+                good = frame.filter(pl.col(REASON).is_null()).select(keep)
+            else:
+                good = frame.select(keep)
+            if n_bad == frame.height and frame.height:
+                st.status = "rejected"
+                st.note = st.note or "every record was quarantined"
+            out.append((st, good))
+        return out
+
+    def _quarantine_rows(self, df: pl.DataFrame) -> None:
+        self.quarantine.append(
+            df.with_columns(version=pl.lit(self.version, pl.Int64)).select(
+                [pl.col(c).cast(t) for c, t in QUARANTINE_SCHEMA.items()]
+            )
+        )
+
+    def read_events(self, items: list[Any]) -> None:
+        if not items:
+            return
+        per_file = self._read_table(items, "events", event_columns(self.schema), self.schema.extra_columns)
+        if not per_file:
+            return
+        self.bar.update("deduplicating", 0, 1)
+        batch = pl.concat(
+            [g.with_columns(pl.lit(i, pl.UInt32).alias(FILE)) for i, (_, g) in enumerate(per_file)],
+            how="vertical",
+        )
+        cols = self.schema.event_columns
+        first = batch.select(pl.struct(cols).is_first_distinct()).to_series()
+        dup_files = batch.filter(~first)[FILE]
+        batch = batch.filter(first) if dup_files.len() else batch
+        for i, n in dup_files.value_counts().iter_rows():
+            per_file[i][0].duplicates += n
+
+        self.bar.update("assigning ids", 0, 1)
+        batch = self._map_ids(batch)
+        batch = self._drop_stored_duplicates(batch, per_file)
+        counts = batch[FILE].value_counts()
+        for i, n in counts.iter_rows():
+            per_file[i][0].accepted += n
+        self.batch = batch
+
+    def _existing_map(self, node_type: str) -> pl.DataFrame:
+        if node_type not in self.id_maps:
+            try:
+                self.id_maps[node_type] = self.store.id_map(node_type, self.parent.version)
+            except KeyError:  # node type added by a schema change
+                ext = pl.Int64 if self.schema.id_type == "int" else pl.String
+                self.id_maps[node_type] = pl.DataFrame(schema={"external_id": ext, "id": pl.Int64})
+        return self.id_maps[node_type]
+
+    def _extend_map(self, node_type: str, keys: pl.Series) -> pl.DataFrame:
+        """Append ids for ``keys`` not yet in the map (in order of first appearance)."""
+        current = self._existing_map(node_type)
+        keys = keys.unique(maintain_order=True)
+        new = keys.filter(~keys.is_in(current["external_id"].implode()))
+        if new.len():
+            start = current.height
+            tail = pl.DataFrame({"external_id": new, "id": pl.int_range(start, start + new.len(), eager=True).cast(pl.Int64)})
+            self.new_ids[node_type] = pl.concat([self.new_ids[node_type], tail["external_id"]]) if node_type in self.new_ids else tail["external_id"]
+            current = pl.concat([current, tail])
+            self.id_maps[node_type] = current
+        return current
+
+    def _map_ids(self, batch: pl.DataFrame) -> pl.DataFrame:
+        users = self._extend_map(USER, batch["user_id"])
+        batch = batch.join(
+            users.rename({"external_id": "user_id", "id": "user"}), on="user_id", how="left", maintain_order="left"
+        )
+        present = batch["target_type"].unique().to_list()
+        parts = []
+        for tt in self.schema.target_types:
+            if tt in present:
+                m = self._extend_map(tt, batch.filter(pl.col("target_type") == tt)["target_id"])
+                parts.append(m.with_columns(target_type=pl.lit(tt)))
+        if parts:
+            targets = pl.concat(parts).rename({"external_id": "target_id", "id": "target"})
+            batch = batch.join(targets, on=["target_type", "target_id"], how="left", maintain_order="left")
+        else:
+            batch = batch.with_columns(target=pl.lit(None, pl.Int64))
+        stored = list(stored_event_schema(self.schema))
+        return batch.select(*stored, FILE)
+
+    def _drop_stored_duplicates(self, batch: pl.DataFrame, per_file: list) -> pl.DataFrame:
+        """Drop rows identical to events already stored for the same days."""
+        if batch.height == 0:
+            return batch
+        days = batch.select(pl.col("timestamp").dt.date().unique()).to_series()
+        old = [d.isoformat() for d in days.to_list() if d.isoformat() in self.parent.partitions]
+        if not old:
+            return batch
+        stored_cols = list(stored_event_schema(self.schema))
+        existing = pl.scan_parquet(
+            [self.store.path(f) for d in old for f in self.parent.partitions[d]]
+        ).select(stored_cols).collect()
+        idx = batch.with_row_index("__i").join(existing, on=stored_cols, how="semi", nulls_equal=True)
+        if idx.height == 0:
+            return batch
+        for i, n in idx[FILE].value_counts().iter_rows():
+            per_file[i][0].duplicates += n
+        return batch.with_row_index("__i").filter(~pl.col("__i").is_in(idx["__i"].implode())).drop("__i")
+
+    def read_attributes(self, node_type: str, items: list[Any]) -> None:
+        spec = self.schema.attributes[node_type]
+        columns = attribute_columns(self.schema, node_type)
+        per_file = self._read_table(items, f"attributes:{node_type}", columns, self.schema.extra_columns)
+        if not per_file:
+            return
+        batch = pl.concat(
+            [g.with_columns(pl.lit(i, pl.UInt32).alias(FILE)) for i, (_, g) in enumerate(per_file)]
+        )
+        value_cols = [c.name for c in columns]
+        first = batch.select(pl.struct(value_cols).is_first_distinct()).to_series()
+        for i, n in batch.filter(~first)[FILE].value_counts().iter_rows():
+            per_file[i][0].duplicates += n
+        batch = batch.filter(first)
+        ids = self._extend_map(node_type, batch[spec.id_column])
+        batch = batch.join(
+            ids.rename({"external_id": spec.id_column}), on=spec.id_column, how="left", maintain_order="left"
+        ).select("id", *[c for c in value_cols if c != spec.id_column], FILE)
+        previous = self.attr_tables.get(node_type)
+        if previous is None:
+            previous = self.store.attributes(node_type, self.parent.version)
+        if previous is not None:
+            same = batch.join(previous, on=[c for c in batch.columns if c != FILE], how="semi", nulls_equal=True)
+            for i, n in same[FILE].value_counts().iter_rows():
+                per_file[i][0].duplicates += n
+            batch = batch.join(same.select("id", FILE), on=["id", FILE], how="anti")
+        for i, n in batch[FILE].value_counts().iter_rows():
+            per_file[i][0].accepted += n
+        # Later rows win for an id given more than once.
+        latest = batch.drop(FILE).unique(subset="id", keep="last", maintain_order=True)
+        table = latest if previous is None else pl.concat(
+            [previous.filter(~pl.col("id").is_in(latest["id"].implode())), latest], how="vertical_relaxed"
+        )
+        self.attr_tables[node_type] = table.sort("id")
+
+    # ----------------------------------------------------------------- writing
+    def commit(self, *, message: str, started: float, started_at: dt.datetime) -> IngestReport:
+        root, v, parent = self.store.root, self.version, self.parent
+        manifest = parent.model_copy(deep=True)
+        manifest.version, manifest.parent = v, parent.version
+        manifest.schema_path = _write_schema(root, self.schema)
+        counts = manifest.counts
+        written: list[str] = []
+
+        batch = self.batch
+        if batch is not None and batch.height:
+            batch = batch.drop(FILE)
+            if not batch["timestamp"].is_sorted():
+                self.bar.update("sorting", 0, 1)
+                batch = batch.sort("timestamp", maintain_order=True)
+            # The batch is sorted by time, so each UTC day is a contiguous slice.
+            epoch_day = batch["timestamp"].dt.epoch("d").to_numpy()
+            days, starts = np.unique(epoch_day, return_index=True)
+            bounds = [*starts.tolist(), batch.height]
+            slices = [
+                ((dt.date(1970, 1, 1) + dt.timedelta(days=int(d))).isoformat(), bounds[k], bounds[k + 1])
+                for k, d in enumerate(days)
+            ]
+
+            def write(item: tuple[str, int, int]) -> tuple[str, FileEntry]:
+                day, a, b = item
+                return day, write_parquet_file(root, f"events/day={day}", "part", batch.slice(a, b - a), v)
+
+            with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+                for k, (day, entry) in enumerate(pool.map(write, slices)):
+                    self.bar.update("writing partitions", k + 1, len(slices))
+                    manifest.partitions.setdefault(day, []).append(entry)
+                    written.append(day)
+            by_event = batch.group_by("target_type", "event_type").len()
+            for tt, et, n in by_event.iter_rows():
+                key = f"{tt}/{et}"
+                counts.by_event[key] = counts.by_event.get(key, 0) + n
+            counts.events += batch.height
+
+        for nt, keys in self.new_ids.items():
+            entry = manifest.id_maps.setdefault(nt, IdMapEntry())
+            start = entry.size
+            tail = pl.DataFrame({"external_id": keys, "id": pl.int_range(start, start + keys.len(), eager=True).cast(pl.Int64)})
+            entry.files.append(write_parquet_file(root, f"idmaps/{nt}", "part", tail, v))
+            entry.size += keys.len()
+        for nt, table in self.attr_tables.items():
+            manifest.attributes[nt] = write_parquet_file(root, f"attributes/{nt}", "table", table, v)
+
+        quarantined = pl.concat(self.quarantine) if self.quarantine else None
+        if quarantined is not None and quarantined.height:
+            manifest.quarantine.append(write_parquet_file(root, "quarantine", "rejected", quarantined, v))
+
+        stats = IngestStats(
+            read=sum(s.read for s in self.stats),
+            accepted=sum(s.accepted for s in self.stats),
+            quarantined=sum(s.quarantined for s in self.stats),
+            duplicates=sum(s.duplicates for s in self.stats),
+            reasons=dict(sorted(quarantined.group_by("reason").len().iter_rows())) if quarantined is not None else {},
+            files=self.stats,
+            message=message,
+            started_at=started_at,
+        )
+        stats.invariant_ok = stats.read == stats.accepted + stats.quarantined + stats.duplicates and all(
+            s.read == s.accepted + s.quarantined + s.duplicates for s in self.stats
+        )
+        counts.read += stats.read
+        counts.quarantined += stats.quarantined
+        counts.duplicates += stats.duplicates
+        counts.days = len(manifest.partitions)
+        if manifest.partitions:
+            counts.first_day, counts.last_day = min(manifest.partitions), max(manifest.partitions)
+        manifest.counts = Counts.model_validate(counts.model_dump())
+        manifest.created_at = dt.datetime.now(dt.UTC)
+        stats.duration_s = time.perf_counter() - started
+        manifest.ingest = stats
+        self.bar.update("committing", 0, 1)
+        _commit(root, manifest)
+        return IngestReport(
+            **stats.model_dump(),
+            version=v,
+            parent=parent.version,
+            store=str(root),
+            partitions_written=written,
+            new_ids={nt: s.len() for nt, s in self.new_ids.items()},
+            id_map_sizes={nt: e.size for nt, e in manifest.id_maps.items()},
+        )
+
+
+# ---------------------------------------------------------------------------------- output
+class _Progress:
+    """A rich progress bar, a callback, or nothing."""
+
+    def __init__(self, progress: bool | ProgressFn):
+        self.callback: ProgressFn | None = progress if callable(progress) else None
+        self.enabled = progress is True
+        self._progress = None
+        self._task = None
+
+    def __enter__(self) -> _Progress:
+        if self.enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self._progress = Progress(
+                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TimeElapsedColumn(), transient=True,
+            )
+            self._progress.__enter__()
+            self._task = self._progress.add_task("ingest", total=1)
+        return self
+
+    def update(self, step: str, done: int, total: int) -> None:
+        if self.callback is not None:
+            self.callback(step, done, total)
+        if self._progress is not None:
+            self._progress.update(self._task, description=step, completed=done, total=max(total, 1))
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.__exit__(*exc)
+
+
+def _echo(report: IngestReport) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+
+    console = Console(stderr=True, highlight=False)
+    style = "green" if report.invariant_ok else "bold red"
+    console.print(f"[{style}]{escape(str(report))}[/]")
+    for st in report.files:
+        if st.status != "ok":
+            console.print(f"  [yellow]{st.status}[/]: " + escape(st.source + (f" - {st.note}" if st.note else "")))
+    if report.reasons:
+        console.print("  quarantined: " + ", ".join(f"{k} {v:,}" for k, v in report.reasons.items()))
+
+
+def source_paths(items: Iterable[SourceLike]) -> list[Path]:
+    return [p for p in resolve(items) if isinstance(p, Path)]

@@ -1,0 +1,331 @@
+"""Vectorised validation: raw columns in, typed columns plus a rejection reason out.
+
+Each table (the event log, or one node type's side table) is described by a list of
+:class:`Column` specs. :func:`normalize` turns a raw lazy frame into one with
+
+* the typed columns, named as in the spec;
+* ``__reason``, ``__field`` and ``__detail``: null for a valid row, otherwise the first
+  problem found (the order of :data:`REASONS`), the column it concerns and a message
+  naming the offending value;
+* the raw input columns under ``__raw__<name>``, so a rejected row can be kept
+  verbatim in the quarantine.
+
+Everything is a polars expression; no Python code runs per row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+from graphrec.store.schema import LogSchema
+
+REASON, FIELD, DETAIL = "__reason", "__field", "__detail"
+RAW_PREFIX = "__raw__"
+
+#: Quarantine reasons, in the order they are checked (the first that applies is kept).
+REASONS: dict[str, str] = {
+    "unreadable_file": "the file could not be opened or parsed at all (one record per file, row is null)",
+    "malformed_line": "a CSV line with the wrong number of fields or an unbalanced quote; an NDJSON line that is not a JSON object",
+    "missing_column": "the file lacks a required column",
+    "unexpected_column": "the file has a column the schema does not declare (schema.extra_columns = quarantine)",
+    "missing_value": "a required field is null or empty",
+    "bad_type": "the column's type cannot hold the field (e.g. a list where an id is expected)",
+    "bad_timestamp": "the timestamp cannot be parsed, or lies outside [min_timestamp, max_timestamp)",
+    "bad_id": "an id cannot be read as the schema's id_type (e.g. 'abc' or 1.5 for integer ids)",
+    "unknown_target_type": "target_type is not declared in the schema",
+    "unknown_event_type": "event_type is not declared in the schema",
+    "bad_value": "an optional field (value, weight, a context or attribute column) cannot be cast to its type",
+}
+
+_AWARE_FORMAT = "%Y-%m-%dT%H:%M:%S%.f%#z"
+_NAIVE_FORMAT = "%Y-%m-%dT%H:%M:%S%.f"
+_DATE_FORMAT = "%Y-%m-%d"
+_US_PER_UNIT = {"s": 1_000_000, "ms": 1_000, "us": 1, "ns": 0.001}
+TIME_DTYPE = pl.Datetime("us", "UTC")
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a table spec.
+
+    ``kind``: ``timestamp``, ``id``, ``enum`` (a string from ``choices``), ``float``,
+    ``int``, ``bool`` or ``string``.
+    """
+
+    name: str
+    kind: str
+    required: bool = False
+    choices: tuple[str, ...] = ()
+    reason: str = "bad_value"  # reason used when a value fails to parse
+
+
+def event_columns(schema: LogSchema) -> list[Column]:
+    cols = [
+        Column("timestamp", "timestamp", True, reason="bad_timestamp"),
+        Column("user_id", "id", True, reason="bad_id"),
+        Column("target_type", "enum", True, tuple(schema.target_types), reason="unknown_target_type"),
+        Column("target_id", "id", True, reason="bad_id"),
+        Column("event_type", "enum", True, tuple(schema.event_types), reason="unknown_event_type"),
+        Column("value", "float"),
+        Column("weight", "float"),
+    ]
+    cols += [Column(name, kind if kind != "string" else "string") for name, kind in schema.context.items()]
+    return cols
+
+
+def attribute_columns(schema: LogSchema, node_type: str) -> list[Column]:
+    spec = schema.attributes[node_type]
+    cols = [Column(spec.id_column, "id", True, reason="bad_id")]
+    kind_of = {"numeric": "float", "categorical": "string", "text": "string"}
+    cols += [Column(name, kind_of[kind]) for name, kind in spec.columns.items()]
+    return cols
+
+
+def output_dtype(col: Column, schema: LogSchema) -> pl.DataType:
+    if col.kind == "timestamp":
+        return TIME_DTYPE
+    if col.kind == "id":
+        return pl.Int64() if schema.id_type == "int" else pl.String()
+    return {
+        "enum": pl.String(),
+        "float": pl.Float64(),
+        "int": pl.Int64(),
+        "bool": pl.Boolean(),
+        "string": pl.String(),
+    }[col.kind]
+
+
+def _show(expr: pl.Expr) -> pl.Expr:
+    """A short printable form of a raw value, for messages."""
+    return pl.concat_str(pl.lit("'"), expr.cast(pl.String, strict=False).str.slice(0, 80), pl.lit("'"))
+
+
+def _is_nested(dtype: pl.DataType) -> bool:
+    return isinstance(dtype, pl.List | pl.Array | pl.Struct | pl.Object) or dtype == pl.Binary
+
+
+def _int_from_float(x: pl.Expr) -> pl.Expr:
+    return pl.when(x.is_finite() & (x == x.floor()) & (x.abs() < 2.0**63)).then(x.cast(pl.Int64, strict=False))
+
+
+def _coerce(col: Column, dtype: pl.DataType, schema: LogSchema) -> tuple[pl.Expr, str | None]:
+    """Return (typed expression, wrong-type message or None) for a present column."""
+    raw = pl.col(col.name)
+    if dtype == pl.String:
+        raw = raw.str.strip_chars()
+        raw = pl.when(raw.str.len_bytes() > 0).then(raw)
+    kind = col.kind
+    if kind == "id":
+        kind = "int" if schema.id_type == "int" else "id_string"
+
+    if kind == "timestamp":
+        return _timestamp(raw, dtype, schema)
+    if kind in ("int",):
+        if dtype == pl.String:
+            return raw.cast(pl.Int64, strict=False), None
+        if dtype.is_integer():
+            return raw.cast(pl.Int64, strict=False), None
+        if dtype.is_float():
+            return _int_from_float(raw), None
+        return pl.lit(None, pl.Int64), f"column '{col.name}' has type {dtype}; expected integers"
+    if kind == "id_string":
+        if dtype == pl.String:
+            return raw, None
+        if dtype.is_integer():
+            return raw.cast(pl.String), None
+        if dtype.is_float():
+            return _int_from_float(raw).cast(pl.String), None
+        if isinstance(dtype, pl.Categorical | pl.Enum):
+            return raw.cast(pl.String), None
+        return pl.lit(None, pl.String), f"column '{col.name}' has type {dtype}; expected string or integer ids"
+    if kind == "float":
+        if dtype == pl.String or dtype.is_numeric():
+            return raw.cast(pl.Float64, strict=False), None
+        return pl.lit(None, pl.Float64), f"column '{col.name}' has type {dtype}; expected numbers"
+    if kind == "bool":
+        if dtype == pl.Boolean:
+            return raw, None
+        if dtype == pl.String:
+            low = raw.str.to_lowercase()
+            return (
+                pl.when(low.is_in(["true", "t", "yes", "y", "1"])).then(True)
+                .when(low.is_in(["false", "f", "no", "n", "0"])).then(False)
+            ), None
+        if dtype.is_integer():
+            return pl.when(raw == 1).then(True).when(raw == 0).then(False), None
+        return pl.lit(None, pl.Boolean), f"column '{col.name}' has type {dtype}; expected booleans"
+    # enum and string
+    if _is_nested(dtype):
+        return pl.lit(None, pl.String), f"column '{col.name}' has type {dtype}; expected text"
+    return raw.cast(pl.String), None
+
+
+def _timestamp(raw: pl.Expr, dtype: pl.DataType, schema: LogSchema) -> tuple[pl.Expr, str | None]:
+    tz = schema.timezone
+    lo_us = int(schema.min_timestamp.timestamp() * 1_000_000)
+    hi_us = int(schema.max_timestamp.timestamp() * 1_000_000)
+    factor = _US_PER_UNIT[schema.timestamp_unit]
+
+    lo_unit, hi_unit = lo_us / factor, hi_us / factor
+
+    def from_int(x: pl.Expr) -> pl.Expr:
+        x = x.cast(pl.Int64, strict=False)
+        us = x * int(factor) if factor >= 1 else x // 1000
+        ok = (x.cast(pl.Float64) >= lo_unit) & (x.cast(pl.Float64) < hi_unit)
+        return pl.when(ok).then(us).cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+
+    def from_float(x: pl.Expr) -> pl.Expr:
+        us = x.cast(pl.Float64) * factor
+        ok = us.is_finite() & (us >= lo_us) & (us < hi_us)
+        return pl.when(ok).then(us.round(0).cast(pl.Int64)).cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+
+    def localize(x: pl.Expr) -> pl.Expr:
+        if tz == "UTC":
+            return x.dt.replace_time_zone("UTC")
+        return x.dt.replace_time_zone(tz, ambiguous="earliest", non_existent="null").dt.convert_time_zone("UTC")
+
+    if dtype == pl.String:
+        text = raw.str.replace(" ", "T", literal=True, n=1)
+        parsed = pl.coalesce(
+            from_int(raw.cast(pl.Int64, strict=False)),
+            from_float(raw.cast(pl.Float64, strict=False)),
+            text.str.to_datetime(_AWARE_FORMAT, strict=False, time_unit="us", time_zone="UTC"),
+            localize(text.str.to_datetime(_NAIVE_FORMAT, strict=False, time_unit="us")),
+            localize(text.str.to_datetime(_DATE_FORMAT, strict=False, time_unit="us")),
+        )
+    elif dtype.is_integer():
+        parsed = from_int(raw)
+    elif dtype.is_float():
+        parsed = from_float(raw)
+    elif isinstance(dtype, pl.Datetime):
+        x = raw.cast(pl.Datetime("us", dtype.time_zone))
+        parsed = x.dt.convert_time_zone("UTC") if dtype.time_zone else localize(x)
+    elif dtype == pl.Date:
+        parsed = localize(raw.cast(pl.Datetime("us")))
+    else:
+        return pl.lit(None, TIME_DTYPE), f"column 'timestamp' has type {dtype}; expected a time"
+    parsed = parsed.cast(TIME_DTYPE)
+    lo = pl.lit(schema.min_timestamp).cast(TIME_DTYPE)
+    hi = pl.lit(schema.max_timestamp).cast(TIME_DTYPE)
+    return pl.when((parsed >= lo) & (parsed < hi)).then(parsed), None
+
+
+def normalize(
+    lf: pl.LazyFrame,
+    columns: list[Column],
+    schema: LogSchema,
+    *,
+    present: list[str],
+    extra_policy: str,
+) -> pl.LazyFrame:
+    """Validate and type ``lf`` (see the module docstring). ``present``: the file's columns."""
+    in_schema = lf.collect_schema()
+    declared = {c.name for c in columns}
+    extra = [n for n in present if n not in declared]
+    missing_required = [c.name for c in columns if c.required and c.name not in present]
+
+    typed: list[pl.Expr] = []
+    checks: list[tuple[pl.Expr, str, str, pl.Expr]] = []  # (condition, reason, field, detail)
+    if missing_required:
+        checks.append((
+            pl.lit(True), "missing_column", missing_required[0],
+            pl.lit(f"file lacks required column(s): {', '.join(missing_required)}"),
+        ))
+    if extra and extra_policy == "quarantine":
+        checks.append((
+            pl.lit(True), "unexpected_column", extra[0],
+            pl.lit(
+                f"file has column(s) not in the schema: {', '.join(extra)} "
+                "(declare them, or set extra_columns: ignore)"
+            ),
+        ))
+
+    missing_checks, type_checks, parse_checks = [], [], {}
+    for col in columns:
+        out = output_dtype(col, schema)
+        if col.name not in present:
+            typed.append(pl.lit(None, out).alias(col.name))
+            continue
+        dtype = in_schema[col.name]
+        parsed, wrong_type = _coerce(col, dtype, schema)
+        src = pl.col(col.name)
+        if dtype == pl.String:
+            present_value = src.str.strip_chars().str.len_bytes() > 0
+        else:
+            present_value = src.is_not_null()
+        typed.append(parsed.cast(out).alias(col.name))
+        if col.required:
+            missing_checks.append((
+                ~present_value.fill_null(False), "missing_value", col.name,
+                pl.lit(f"field '{col.name}' is null or empty"),
+            ))
+        if wrong_type is not None:
+            type_checks.append((present_value.fill_null(False), "bad_type", col.name, pl.lit(wrong_type)))
+            continue
+        failed = present_value.fill_null(False) & parsed.is_null()
+        if col.kind == "enum":
+            failed = present_value.fill_null(False) & ~parsed.is_in(list(col.choices)).fill_null(False)
+            detail = pl.concat_str(
+                pl.lit(f"field '{col.name}': "), _show(src),
+                pl.lit(f" is not one of: {', '.join(col.choices)}"),
+            )
+        elif col.kind == "timestamp":
+            detail = pl.concat_str(
+                pl.lit("field 'timestamp': cannot parse "), _show(src),
+                pl.lit(
+                    f" as a time in [{schema.min_timestamp:%Y-%m-%d}, {schema.max_timestamp:%Y-%m-%d})"
+                    f" (epoch numbers are in '{schema.timestamp_unit}')"
+                ),
+            )
+        else:
+            expected = {
+                "id": f"{schema.id_type} id", "float": "a number", "int": "an integer",
+                "bool": "a boolean", "string": "text",
+            }[col.kind]
+            detail = pl.concat_str(
+                pl.lit(f"field '{col.name}': cannot parse "), _show(src), pl.lit(f" as {expected}")
+            )
+        parse_checks.setdefault(col.reason, []).append((failed, col.reason, col.name, detail))
+
+    checks += missing_checks + type_checks
+    for reason in REASONS:
+        checks += parse_checks.get(reason, [])
+
+    if checks:
+        reason_e = pl.when(checks[0][0]).then(pl.lit(checks[0][1]))
+        field_e = pl.when(checks[0][0]).then(pl.lit(checks[0][2]))
+        detail_e = pl.when(checks[0][0]).then(checks[0][3])
+        for cond, reason, fld, detail in checks[1:]:
+            reason_e = reason_e.when(cond).then(pl.lit(reason))
+            field_e = field_e.when(cond).then(pl.lit(fld))
+            detail_e = detail_e.when(cond).then(detail)
+        meta = [
+            reason_e.otherwise(None).cast(pl.String).alias(REASON),
+            field_e.otherwise(None).cast(pl.String).alias(FIELD),
+            detail_e.otherwise(None).cast(pl.String).alias(DETAIL),
+        ]
+    else:
+        meta = [pl.lit(None, pl.String).alias(n) for n in (REASON, FIELD, DETAIL)]
+
+    raw_cols = [pl.col(n).alias(RAW_PREFIX + n) for n in present]
+    from graphrec.store.sources import ROW
+
+    return lf.select(pl.col(ROW), *typed, *meta, *raw_cols)
+
+
+def raw_json(frame: pl.DataFrame, present: list[str]) -> pl.Series:
+    """The raw input columns of ``frame`` as one JSON object per row (for the quarantine)."""
+    if not present:
+        return pl.Series("raw", [None] * frame.height, dtype=pl.String)
+    exprs = []
+    for n in present:
+        c = pl.col(RAW_PREFIX + n)
+        dtype = frame.schema[RAW_PREFIX + n]
+        if isinstance(dtype, pl.Datetime | pl.Date | pl.Time | pl.Duration | pl.Decimal | pl.Categorical | pl.Enum):
+            c = c.cast(pl.String)
+        elif dtype == pl.Binary:
+            c = c.bin.encode("hex")
+        exprs.append(c.alias(n))
+    return frame.select(pl.struct(exprs).struct.json_encode().alias("raw")).to_series()
