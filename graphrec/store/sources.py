@@ -308,7 +308,6 @@ def read_text_table(path: Path, *, separator: str, encoding: str, names: Sequenc
         io.StringIO(text),
         separator=separator,
         has_header=False,
-        new_columns=list(names),
         schema={n: pl.String for n in names},
         quote_char=None,
     )

@@ -23,6 +23,7 @@ from graphrec.store.schema import LogSchema
 
 REASON, FIELD, DETAIL = "__reason", "__field", "__detail"
 RAW_PREFIX = "__raw__"
+TYPED_PREFIX = "__typed__"
 
 #: Quarantine reasons, in the order they are checked (the first that applies is kept).
 REASONS: dict[str, str] = {
@@ -206,10 +207,8 @@ def _timestamp(raw: pl.Expr, dtype: pl.DataType, schema: LogSchema) -> tuple[pl.
         parsed = localize(raw.cast(pl.Datetime("us")))
     else:
         return pl.lit(None, TIME_DTYPE), f"column 'timestamp' has type {dtype}; expected a time"
-    parsed = parsed.cast(TIME_DTYPE)
-    lo = pl.lit(schema.min_timestamp).cast(TIME_DTYPE)
-    hi = pl.lit(schema.max_timestamp).cast(TIME_DTYPE)
-    return pl.when((parsed >= lo) & (parsed < hi)).then(parsed), None
+    # The range [min_timestamp, max_timestamp) is checked by normalize() on the typed column.
+    return parsed.cast(TIME_DTYPE), None
 
 
 def normalize(
@@ -246,16 +245,17 @@ def normalize(
     for col in columns:
         out = output_dtype(col, schema)
         if col.name not in present:
-            typed.append(pl.lit(None, out).alias(col.name))
+            typed.append(pl.lit(None, out).alias(TYPED_PREFIX + col.name))
             continue
         dtype = in_schema[col.name]
-        parsed, wrong_type = _coerce(col, dtype, schema)
+        parsed_expr, wrong_type = _coerce(col, dtype, schema)
+        typed.append(parsed_expr.cast(out).alias(TYPED_PREFIX + col.name))
+        parsed = pl.col(TYPED_PREFIX + col.name)
         src = pl.col(col.name)
         if dtype == pl.String:
             present_value = src.str.strip_chars().str.len_bytes() > 0
         else:
             present_value = src.is_not_null()
-        typed.append(parsed.cast(out).alias(col.name))
         if col.required:
             missing_checks.append((
                 ~present_value.fill_null(False), "missing_value", col.name,
@@ -265,6 +265,10 @@ def normalize(
             type_checks.append((present_value.fill_null(False), "bad_type", col.name, pl.lit(wrong_type)))
             continue
         failed = present_value.fill_null(False) & parsed.is_null()
+        if col.kind == "timestamp":
+            lo = pl.lit(schema.min_timestamp).cast(TIME_DTYPE)
+            hi = pl.lit(schema.max_timestamp).cast(TIME_DTYPE)
+            failed = present_value.fill_null(False) & ~((parsed >= lo) & (parsed < hi)).fill_null(False)
         if col.kind == "enum":
             failed = present_value.fill_null(False) & ~parsed.is_in(list(col.choices)).fill_null(False)
             detail = pl.concat_str(
@@ -309,10 +313,11 @@ def normalize(
     else:
         meta = [pl.lit(None, pl.String).alias(n) for n in (REASON, FIELD, DETAIL)]
 
-    raw_cols = [pl.col(n).alias(RAW_PREFIX + n) for n in present]
     from graphrec.store.sources import ROW
 
-    return lf.select(pl.col(ROW), *typed, *meta, *raw_cols)
+    raw_cols = [pl.col(n).alias(RAW_PREFIX + n) for n in present]
+    out_cols = [pl.col(TYPED_PREFIX + c.name).alias(c.name) for c in columns]
+    return lf.with_columns(typed).select(pl.col(ROW), *out_cols, *meta, *raw_cols)
 
 
 def raw_json(frame: pl.DataFrame, present: list[str]) -> pl.Series:

@@ -1,0 +1,382 @@
+"""``graphrec store``: create, fill, inspect and build from a graph store."""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from graphrec.store.errors import StoreError
+
+store_app = typer.Typer(
+    help="Graph store: ingest interaction logs into versioned user-item-ad graphs, inspect them, build training graphs.",
+    no_args_is_help=True,
+)
+
+console = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+StoreOpt = Annotated[
+    Path, typer.Option("--store", "-s", help="Store folder.", envvar="GRAPHREC_STORE", show_envvar=True)
+]
+VersionOpt = Annotated[int | None, typer.Option("--version", "-v", help="Version to read (default: current).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _errors(fn: F) -> F:
+    """Turn store errors into a one-line message and exit status 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (StoreError, ValueError, KeyError, ImportError) as exc:
+            msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+            err.print(f"[bold red]error:[/] {escape(str(msg))}")
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+class SourceKind(str, Enum):
+    events = "events"
+    movielens_100k = "movielens-100k"
+
+
+class Categorical(str, Enum):
+    index = "index"
+    onehot = "onehot"
+
+
+class Format(str, Enum):
+    parquet = "parquet"
+    csv = "csv"
+    ndjson = "ndjson"
+
+
+class IdType(str, Enum):
+    int = "int"
+    string = "string"
+
+
+def _pairs(items: list[str] | None, what: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key or not value:
+            raise typer.BadParameter(f"{what} must look like NAME=VALUE, got {item!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
+# ------------------------------------------------------------------------------ init / schema
+@store_app.command()
+@_errors
+def init(
+    store: StoreOpt,
+    schema: Annotated[Path | None, typer.Option(help="Log schema (YAML or JSON); default: the built-in schema.")] = None,
+) -> None:
+    """Create an empty store (version 0) with a log schema."""
+    from graphrec.store import GraphStore, LogSchema
+
+    s = LogSchema.load(schema) if schema else LogSchema()
+    st = GraphStore.init(store, s)
+    console.print(f"created store {escape(str(st.root))} (version 0, schema {s.hash()[:19]}...)")
+
+
+@store_app.command("schema")
+@_errors
+def schema_cmd(
+    store: Annotated[Path | None, typer.Option("--store", "-s", help="Store folder; omit for the default schema.")] = None,
+    version: VersionOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Print a store's log schema (or the built-in default) as YAML."""
+    from graphrec.store import GraphStore, LogSchema
+
+    s = GraphStore(store).schema(version) if store else LogSchema()
+    typer.echo(s.to_json() if as_json else s.to_yaml(), nl=False)
+
+
+# ------------------------------------------------------------------------------ ingest
+@store_app.command()
+@_errors
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Files, folders or globs (events); the ml-100k folder (movielens-100k).")],
+    store: StoreOpt,
+    source: Annotated[SourceKind, typer.Option("--source", help="What the paths hold.")] = SourceKind.events,
+    schema: Annotated[Path | None, typer.Option(help="Log schema for a new store (YAML or JSON).")] = None,
+    attributes: Annotated[
+        list[str] | None, typer.Option("--attributes", "-a", help="Side table, NODE_TYPE=PATH (repeatable).")
+    ] = None,
+    message: Annotated[str, typer.Option("--message", "-m", help="Note stored in the manifest.")] = "",
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """Ingest logs, commit a new version, and print read = accepted + quarantined + duplicates."""
+    from graphrec.store import LogSchema
+    from graphrec.store import ingest as do_ingest
+    from graphrec.store.adapters import ingest_movielens_100k
+
+    if source is SourceKind.movielens_100k:
+        if len(paths) != 1:
+            raise typer.BadParameter("--source movielens-100k takes one path: the ml-100k folder")
+        report = ingest_movielens_100k(store, paths[0], progress=progress, echo=not as_json,
+                                       **({"message": message} if message else {}))
+    else:
+        attr = {nt: Path(p) for nt, p in _pairs(attributes, "--attributes").items()}
+        s = LogSchema.load(schema) if schema else None
+        report = do_ingest(store, [str(p) for p in paths], attributes=attr or None, schema=s,
+                           message=message, progress=progress, echo=not as_json)
+    if as_json:
+        typer.echo(report.model_dump_json(indent=2))
+        return
+    table = Table(title=f"files of version {report.version}", show_lines=False)
+    for col in ("source", "table", "read", "accepted", "quarantined", "duplicates", "status"):
+        table.add_column(col, justify="right" if col in ("read", "accepted", "quarantined", "duplicates") else "left")
+    for f in report.files[:50]:
+        table.add_row(escape(f.source), f.table, f"{f.read:,}", f"{f.accepted:,}", f"{f.quarantined:,}",
+                      f"{f.duplicates:,}", f.status)
+    if len(report.files) > 50:
+        table.add_row(f"... {len(report.files) - 50} more", "", "", "", "", "", "")
+    console.print(table)
+    console.print(
+        f"partitions written: {len(report.partitions_written)}; new ids: "
+        + (", ".join(f"{k} {v:,}" for k, v in report.new_ids.items()) or "none")
+        + f"; {report.duration_s:.2f} s ({report.events_per_s:,.0f} records/s)"
+    )
+    console.print(escape(f"read {report.read:,} = accepted {report.accepted:,} + quarantined {report.quarantined:,} + duplicates {report.duplicates:,}"))
+    if not report.invariant_ok:
+        raise typer.Exit(2)
+
+
+# ------------------------------------------------------------------------------ inspect
+@store_app.command()
+@_errors
+def info(store: StoreOpt, version: VersionOpt = None, as_json: JsonOpt = False) -> None:
+    """Counts, id-map sizes, partitions and the last ingest of a version."""
+    from graphrec.store import GraphStore
+
+    data = GraphStore(store).info(version)
+    if as_json:
+        typer.echo(json.dumps(data, indent=2, default=str))
+        return
+    c = data["counts"]
+    table = Table(title=f"store {escape(data['root'])} - version {data['version']} (current {data['current']})", show_header=False)
+    table.add_column("key", style="bold")
+    table.add_column("value")
+    table.add_row("created", data["created_at"])
+    table.add_row("schema", data["schema_hash"][:23] + "...")
+    table.add_row("events", f"{c['events']:,}")
+    table.add_row("days", f"{c['days']:,}" + (f" ({c['first_day']} .. {c['last_day']})" if c["first_day"] else ""))
+    table.add_row("quarantined (all ingests)", f"{c['quarantined']:,}")
+    table.add_row("duplicates dropped", f"{c['duplicates']:,}")
+    table.add_row("id maps", ", ".join(f"{k} {v:,}" for k, v in data["id_maps"].items()))
+    if data["attributes"]:
+        table.add_row("attribute rows", ", ".join(f"{k} {v:,}" for k, v in data["attributes"].items()))
+    for key, n in sorted(c["by_event"].items()):
+        table.add_row(f"  {key}", f"{n:,}")
+    table.add_row("files / bytes", f"{data['files']:,} / {data['bytes']:,}")
+    if data["versions"] is not None:
+        table.add_row("versions", f"{data['versions']}")
+    last = data["last_ingest"]
+    if last:
+        table.add_row("last ingest", escape(
+            f"read {last['read']:,} = accepted {last['accepted']:,} + quarantined {last['quarantined']:,} + duplicates {last['duplicates']:,}"
+        ))
+    console.print(table)
+
+
+@store_app.command()
+@_errors
+def log(
+    store: StoreOpt,
+    limit: Annotated[int, typer.Option(help="Show at most this many versions.")] = 20,
+    as_json: JsonOpt = False,
+) -> None:
+    """Committed versions, newest first."""
+    from graphrec.store import GraphStore
+
+    manifests = GraphStore(store).log()[:limit]
+    if as_json:
+        rows = [
+            {
+                "version": m.version, "parent": m.parent, "created_at": m.created_at.isoformat(),
+                "schema_hash": m.schema_hash, "events": m.counts.events,
+                "ingest": m.ingest.model_dump(mode="json", exclude={"files"}) if m.ingest else None,
+            }
+            for m in manifests
+        ]
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    table = Table(title=f"versions of {escape(str(store))}")
+    for col in ("version", "created (UTC)", "read", "accepted", "quarantined", "duplicates", "events", "message"):
+        table.add_column(col, justify="right" if col not in ("created (UTC)", "message") else "left")
+    for m in manifests:
+        i = m.ingest
+        table.add_row(
+            str(m.version), m.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+            *(f"{x:,}" for x in ((i.read, i.accepted, i.quarantined, i.duplicates) if i else (0, 0, 0, 0))),
+            f"{m.counts.events:,}", escape(i.message if i else ("created" if m.parent is None else "schema change")),
+        )
+    console.print(table)
+
+
+@store_app.command()
+@_errors
+def quarantine(
+    store: StoreOpt,
+    version: VersionOpt = None,
+    only: Annotated[bool, typer.Option(help="Only the rows rejected by this version's ingest.")] = False,
+    reason: Annotated[str | None, typer.Option(help="Only this reason.")] = None,
+    limit: Annotated[int, typer.Option(help="Rows to show.")] = 20,
+    as_json: JsonOpt = False,
+) -> None:
+    """Rejected rows with their source file, row number and reason."""
+    import polars as pl
+
+    from graphrec.store import GraphStore
+
+    q = GraphStore(store).quarantine(version, only=only)
+    if reason:
+        q = q.filter(pl.col("reason") == reason)
+    if as_json:
+        typer.echo(json.dumps(q.head(limit).to_dicts(), indent=2))
+        return
+    counts = q.group_by("reason").len().sort("len", descending=True)
+    console.print(f"{q.height:,} quarantined rows: " + ", ".join(f"{r} {n:,}" for r, n in counts.iter_rows()))
+    table = Table()
+    for col in ("version", "source", "row", "reason", "detail"):
+        table.add_column(col, overflow="fold")
+    for r in q.head(limit).iter_rows(named=True):
+        table.add_row(str(r["version"]), escape(r["source"]), "" if r["row"] is None else str(r["row"]),
+                      r["reason"], escape(r["detail"] or ""))
+    console.print(table)
+
+
+@store_app.command()
+@_errors
+def verify(
+    store: StoreOpt,
+    version: VersionOpt = None,
+    all_versions: Annotated[bool, typer.Option("--all", help="Check every committed version.")] = False,
+) -> None:
+    """Check that every file of a version exists and matches its checksum."""
+    from graphrec.store import GraphStore
+
+    st = GraphStore(store)
+    versions = [m.version for m in st.log()] if all_versions else [st.manifest(version).version]
+    bad = 0
+    for v in versions:
+        problems = st.verify(v)
+        bad += len(problems)
+        for p in problems:
+            err.print(f"[red]version {v}:[/] {escape(p)}")
+    if bad:
+        raise typer.Exit(1)
+    console.print(f"ok: {len(versions)} version(s) verified")
+
+
+# ------------------------------------------------------------------------------ build
+@store_app.command("build")
+@_errors
+def build_cmd(
+    store: StoreOpt,
+    version: VersionOpt = None,
+    start: Annotated[str | None, typer.Option(help="Window start (inclusive), ISO date/time.")] = None,
+    end: Annotated[str | None, typer.Option(help="Window end (exclusive), ISO date/time.")] = None,
+    event_weight: Annotated[
+        list[str] | None, typer.Option("--event-weight", "-w", help="EVENT=WEIGHT or EVENT=value (repeatable).")
+    ] = None,
+    min_interactions: Annotated[int, typer.Option(help="k-core filter (0: off).")] = 0,
+    categorical: Annotated[Categorical, typer.Option(help="Categorical features as index or one-hot.")] = Categorical.index,
+    out: Annotated[Path | None, typer.Option(help="Save the HeteroData with torch.save.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Build a PyG HeteroData from a version and print its node and edge counts."""
+    import time
+
+    from graphrec.store.build import build
+
+    weights: dict[str, Any] = {}
+    for k, v in _pairs(event_weight, "--event-weight").items():
+        weights[k] = v if v == "value" else float(v)
+    t0 = time.perf_counter()
+    data = build(store, version=version, window=(start, end) if start or end else None,
+                 event_weights=weights or None, min_interactions=min_interactions,
+                 categorical=categorical.value, progress=not as_json)
+    seconds = time.perf_counter() - t0
+    summary = {
+        "version": data.store_info["version"],
+        "seconds": round(seconds, 3),
+        "nodes": {nt: int(data[nt].num_nodes) for nt in data.node_types},
+        "edges": {",".join(et): int(data[et].num_edges) for et in data.edge_types},
+    }
+    if out is not None:
+        import torch
+
+        from graphrec.io import atomic_open
+
+        with atomic_open(out, "wb") as fh:
+            torch.save(data, fh)
+        summary["saved"] = str(out)
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+        return
+    table = Table(title=f"HeteroData from version {summary['version']} ({seconds:.2f} s)")
+    table.add_column("type")
+    table.add_column("count", justify="right")
+    for nt, n in summary["nodes"].items():
+        table.add_row(nt, f"{n:,}")
+    for et, n in summary["edges"].items():
+        table.add_row(et, f"{n:,}")
+    console.print(table)
+    if out is not None:
+        console.print(f"saved to {escape(str(out))}")
+
+
+# ------------------------------------------------------------------------------ synth
+@store_app.command()
+@_errors
+def synth(
+    out: Annotated[Path, typer.Argument(help="Output folder.")],
+    events: Annotated[int, typer.Option(help="Event rows to write.")] = 1_000_000,
+    days: Annotated[int, typer.Option(help="Days the events span.")] = 30,
+    first_day: Annotated[int, typer.Option(help="Index of the first day (to extend a log).")] = 0,
+    start: Annotated[str, typer.Option(help="Date of day 0.")] = "2024-01-01",
+    users: Annotated[int | None, typer.Option(help="Users (default: events / 50).")] = None,
+    items: Annotated[int | None, typer.Option(help="Items (default: events / 200).")] = None,
+    ads: Annotated[int | None, typer.Option(help="Ads (default: events / 2000).")] = None,
+    clusters: Annotated[int, typer.Option(help="User taste clusters.")] = 20,
+    bad_rate: Annotated[float, typer.Option(help="Share of rows to corrupt.")] = 0.0,
+    duplicate_rate: Annotated[float, typer.Option(help="Share of rows to duplicate.")] = 0.0,
+    fmt: Annotated[Format, typer.Option("--format", help="File format.")] = Format.parquet,
+    id_type: Annotated[IdType, typer.Option(help="Integer or string ids.")] = IdType.int,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write a synthetic interaction log (power-law popularity, clusters, daily rhythm)."""
+    from graphrec.store.synth import synth as do_synth
+
+    report = do_synth(out, events=events, days=days, first_day=first_day, start=start, users=users,
+                      items=items, ads=ads, clusters=clusters, bad_rate=bad_rate,
+                      duplicate_rate=duplicate_rate, format=fmt.value, id_type=id_type.value,
+                      seed=seed, progress=not as_json)
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(), indent=2))
+        return
+    console.print(
+        f"wrote {report.rows:,} rows ({report.good:,} good, {report.bad:,} bad, {report.duplicates:,} duplicates) "
+        f"in {len(report.files)} files to {escape(str(out))}; users {report.users:,}, items {report.items:,}, "
+        f"ads {report.ads:,}; schema: {escape(str(out / 'schema.yaml'))}"
+    )
