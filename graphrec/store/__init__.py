@@ -5,7 +5,11 @@
 >>> data = build("store/", window=("2024-01-01", "2024-02-01"))         # doctest: +SKIP
 """
 
-from graphrec.store.adapters import ingest_movielens_100k, movielens_100k_schema, movielens_100k_sources
+from graphrec.store.adapters import (
+    ingest_movielens_100k,
+    movielens_100k_schema,
+    movielens_100k_sources,
+)
 from graphrec.store.build import build, partition_arrays
 from graphrec.store.dgl_compat import import_dgl
 from graphrec.store.errors import (
@@ -18,11 +22,11 @@ from graphrec.store.errors import (
     StoreNotFoundError,
     VersionNotFoundError,
 )
+from graphrec.store.export import to_dgl, to_networkx
 from graphrec.store.ingest import QUARANTINE_SCHEMA, IngestReport, ingest
 from graphrec.store.manifest import FileEntry, FileStats, IdMapEntry, IngestStats, Manifest
 from graphrec.store.schema import LogSchema, NodeAttributes
 from graphrec.store.store import GraphStore
-from graphrec.store.export import to_dgl, to_networkx
 from graphrec.store.synth import SynthReport, synth, synth_schema
 from graphrec.store.validate import REASONS
 

@@ -42,7 +42,7 @@ def _errors(fn: F) -> F:
             return fn(*args, **kwargs)
         except (StoreError, ValueError, KeyError, ImportError) as exc:
             msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-            err.print(f"[bold red]error:[/] {escape(str(msg))}")
+            err.print(f"[bold red]error:[/] {escape(str(msg))}", soft_wrap=True)
             raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
@@ -153,9 +153,13 @@ def ingest(
     console.print(
         f"partitions written: {len(report.partitions_written)}; new ids: "
         + (", ".join(f"{k} {v:,}" for k, v in report.new_ids.items()) or "none")
-        + f"; {report.duration_s:.2f} s ({report.events_per_s:,.0f} records/s)"
+        + f"; {report.duration_s:.2f} s ({report.events_per_s:,.0f} records/s)",
+        soft_wrap=True,
     )
-    console.print(escape(f"read {report.read:,} = accepted {report.accepted:,} + quarantined {report.quarantined:,} + duplicates {report.duplicates:,}"))
+    console.print(
+        escape(f"read {report.read:,} = accepted {report.accepted:,} + quarantined {report.quarantined:,} + duplicates {report.duplicates:,}"),
+        soft_wrap=True,
+    )
     if not report.invariant_ok:
         raise typer.Exit(2)
 
@@ -281,7 +285,7 @@ def verify(
         problems = st.verify(v)
         bad += len(problems)
         for p in problems:
-            err.print(f"[red]version {v}:[/] {escape(p)}")
+            err.print(f"[red]version {v}:[/] {escape(p)}", soft_wrap=True)
     if bad:
         raise typer.Exit(1)
     console.print(f"ok: {len(versions)} version(s) verified")

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-
 from graphrec.store.dgl_compat import import_dgl
 
 

@@ -232,6 +232,8 @@ class _Ingest:
                 good = frame.filter(pl.col(REASON).is_null()).select(keep)
             else:
                 good = frame.select(keep)
+            if frame.height == 0 and st.read == 0:
+                st.status, st.note = "empty", "file holds no records"
             if n_bad == frame.height and frame.height:
                 st.status = "rejected"
                 st.note = st.note or "every record was quarantined"
@@ -466,7 +468,13 @@ class _Progress:
 
     def __enter__(self) -> _Progress:
         if self.enabled:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
 
             self._progress = Progress(
                 TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -491,7 +499,7 @@ def _echo(report: IngestReport) -> None:
     from rich.console import Console
     from rich.markup import escape
 
-    console = Console(stderr=True, highlight=False)
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
     style = "green" if report.invariant_ok else "bold red"
     console.print(f"[{style}]{escape(str(report))}[/]")
     for st in report.files:
