@@ -1,0 +1,167 @@
+"""Node-classification benchmarks: datasets x models x seeds, mean ± std, timing."""
+
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from torch import nn
+
+from graphrec.config import ExperimentConfig, resolve_config
+from graphrec.data import label_rate_split, load_node_dataset
+from graphrec.data.ppi import InductiveDataset
+from graphrec.io import atomic_write_json
+from graphrec.models import build_model, get_spec
+from graphrec.nn.hop_sampling import HopSampling
+from graphrec.tasks.node_classification import FitResult, fit, seed_everything
+
+
+def build_backbone(cfg: ExperimentConfig, in_channels: int, out_channels: int) -> nn.Module:
+    """The configured backbone, wrapped in :class:`HopSampling` when enabled."""
+    model = build_model(cfg.model_name, in_channels, out_channels, **cfg.model_params)
+    hs = cfg.train.hop_sampling
+    if hs.enabled:
+        if not get_spec(cfg.model_name).propagation:
+            raise ValueError(f"hop sampling needs a propagation model; {cfg.model_name!r} is not one")
+        model = HopSampling(model, hs.distribution, hs.granularity, hs.min_steps, hs.decay)
+    return model
+
+
+@dataclass
+class BenchResult:
+    dataset: str
+    model: str
+    metric: str
+    mean: float
+    std: float
+    seeds: int
+    ms_per_epoch: float
+    seconds: float  # total wall time over all seeds
+    epochs_mean: float
+    values: list[float]
+    label_rate: float | None = None
+    hop_sampling: bool = False
+    config: dict = field(default_factory=dict)
+
+
+def _dims(data) -> tuple[int, int]:
+    if isinstance(data, InductiveDataset):
+        return data.num_features, data.num_classes
+    return data.num_features, int(getattr(data, "num_classes", int(data.y.max()) + 1))
+
+
+def run_one(data, cfg: ExperimentConfig, seed: int, progress=None, model_factory: Callable | None = None) -> FitResult:
+    seed_everything(seed)
+    if cfg.data.label_rate is not None:
+        if isinstance(data, InductiveDataset):
+            raise ValueError("label rates apply to transductive datasets only")
+        data = label_rate_split(data, cfg.data.label_rate, seed)
+    in_dim, out_dim = _dims(data)
+    model = model_factory(in_dim, out_dim) if model_factory else build_backbone(cfg, in_dim, out_dim)
+    return fit(data, model, cfg.train, progress=progress)
+
+
+def run_node_benchmark(
+    datasets: list[str],
+    models: list[str],
+    seeds: int = 10,
+    seed_start: int = 0,
+    overrides: list[str] | None = None,
+    config_file: str | None = None,
+    label_rate: float | None = None,
+    extra: dict[str, tuple[str, Callable]] | None = None,
+    console: Console | None = None,
+    show_progress: bool = True,
+) -> list[BenchResult]:
+    """Run every (dataset, model) for ``seeds`` seeds and summarise the test metric.
+
+    ``extra`` maps a row name to ``(config model name, factory(in, out) -> nn.Module)`` for
+    reference models outside the registry (trained with that model's config).
+    """
+    console = console or Console(stderr=True)
+    overrides = list(overrides or [])
+    if label_rate is not None:
+        overrides.append(f"data.label_rate={label_rate}")
+    plan = [(m, m, None) for m in models] + [(name, cfg_name, f) for name, (cfg_name, f) in (extra or {}).items()]
+    results: list[BenchResult] = []
+    with Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        TextColumn("{task.fields[info]}"), console=console, disable=not show_progress, transient=True,
+    ) as bar:  # fmt: skip
+        total = bar.add_task("runs", total=len(datasets) * len(plan) * seeds, info="")
+        epochs = bar.add_task("epochs", total=1, info="")
+        for ds_name in datasets:
+            data = load_node_dataset(ds_name)
+            for row_name, cfg_name, factory in plan:
+                cfg = resolve_config(cfg_name, ds_name, overrides, config_file)
+                fits = []
+                for i in range(seeds):
+                    bar.update(total, description=f"{ds_name} {row_name} seed {seed_start + i}")
+                    bar.reset(epochs, total=cfg.train.epochs)
+
+                    def tick(epoch, n, info, _bar=bar, _task=epochs):
+                        _bar.update(_task, completed=epoch, info=f"val {info['val']:.3f}")
+
+                    fits.append(run_one(data, cfg, seed_start + i, tick, factory))
+                    bar.advance(total)
+                vals = [f.test for f in fits]
+                results.append(
+                    BenchResult(
+                        dataset=ds_name,
+                        model=row_name,
+                        metric=fits[0].metric,
+                        mean=statistics.fmean(vals),
+                        std=statistics.stdev(vals) if len(vals) > 1 else 0.0,
+                        seeds=seeds,
+                        ms_per_epoch=statistics.fmean(f.ms_per_epoch for f in fits),
+                        seconds=sum(f.seconds for f in fits),
+                        epochs_mean=statistics.fmean(f.epochs for f in fits),
+                        values=vals,
+                        label_rate=cfg.data.label_rate,
+                        hop_sampling=cfg.train.hop_sampling.enabled,
+                        config=cfg.model_dump(),
+                    )
+                )
+    return results
+
+
+def results_table(results: list[BenchResult], title: str = "Node classification (test, best-validation epoch)") -> Table:
+    table = Table(title=title)
+    for col in ("dataset", "model", "metric", "mean ± std", "seeds", "ms/epoch", "epochs", "total s"):
+        table.add_column(col, justify="right" if col not in ("dataset", "model", "metric") else "left", no_wrap=True)
+    for r in results:
+        scale = 100 if r.metric == "accuracy" else 1
+        fmt = "{:.1f} ± {:.1f}" if scale == 100 else "{:.3f} ± {:.3f}"
+        table.add_row(
+            r.dataset, r.model + (" +hop" if r.hop_sampling and "hop" not in r.model else ""), r.metric,
+            fmt.format(scale * r.mean, scale * r.std), str(r.seeds), f"{r.ms_per_epoch:.1f}",
+            f"{r.epochs_mean:.0f}", f"{r.seconds:.1f}",
+        )  # fmt: skip
+    return table
+
+
+def environment() -> dict:
+    return {
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "processor": platform.processor() or platform.machine(),
+    }
+
+
+def write_results(path: str | Path, results: list[BenchResult], command: str | None = None) -> None:
+    rows = [asdict(r) | {"environment": environment(), "command": command} for r in results]
+    atomic_write_json(path, rows)
+
+
+def load_results(path: str | Path) -> list[dict]:
+    return json.loads(Path(path).read_text())

@@ -1,0 +1,108 @@
+"""Fixed-weight propagation over a sparse adjacency, shared by every K-step model.
+
+``h <- P h`` is computed as a CSR sparse-dense product, O(|E| h) per step; ``P^k`` is
+never formed. The CSR matrix is built once per graph and cached on the module.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+from torch import Tensor, nn
+from torch_geometric.nn.conv.gcn_conv import gcn_norm
+from torch_geometric.utils import add_remaining_self_loops
+
+
+def random_walk_weights(edge_index: Tensor, num_nodes: int, edge_weight: Tensor | None = None):
+    r"""GESM's transition matrix :math:`P = \tilde A D^{-1}` with :math:`\tilde A = A + I`.
+
+    In PyG's source-to-target convention the message j -> i carries
+    :math:`\tilde A_{ij} / d_j`: each edge is weighted by one over its *source* degree
+    (self-loops added first), so every column of P sums to one.
+    """
+    edge_index, edge_weight = add_remaining_self_loops(edge_index, edge_weight, 1.0, num_nodes)
+    if edge_weight is None:
+        edge_weight = torch.ones(edge_index.size(1), device=edge_index.device)
+    deg = torch.zeros(num_nodes, dtype=edge_weight.dtype, device=edge_weight.device)
+    deg.index_add_(0, edge_index[0], edge_weight)
+    return edge_index, edge_weight / deg[edge_index[0]]
+
+
+def symmetric_weights(edge_index: Tensor, num_nodes: int, edge_weight: Tensor | None = None):
+    r"""GCN's :math:`D^{-1/2} (A + I) D^{-1/2}` (PyG's ``gcn_norm``)."""
+    return gcn_norm(edge_index, edge_weight, num_nodes, add_self_loops=True)
+
+
+NORMALIZATIONS = {"random_walk": random_walk_weights, "symmetric": symmetric_weights}
+
+
+def to_csr(edge_index: Tensor, edge_weight: Tensor, num_nodes: int) -> Tensor:
+    """Sparse CSR matrix M with ``M[target, source] = weight``, so ``M @ h`` aggregates messages."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        coo = torch.sparse_coo_tensor(
+            torch.stack([edge_index[1], edge_index[0]]), edge_weight, (num_nodes, num_nodes), check_invariants=False
+        ).coalesce()
+        return coo.to_sparse_csr()
+
+
+class _SpMM(torch.autograd.Function):
+    """``op @ h`` whose backward multiplies by a cached transpose (torch would transpose and
+    re-sort the CSR matrix on every backward pass)."""
+
+    @staticmethod
+    def forward(ctx, op: Tensor, op_t: Tensor, h: Tensor) -> Tensor:
+        ctx.op_t = op_t
+        return op @ h
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        return None, None, ctx.op_t @ grad
+
+
+class Propagation(nn.Module):
+    """Normalised adjacency as a cached CSR operator: ``prop(h, edge_index)`` returns ``P h``.
+
+    Args:
+        normalization: ``"random_walk"`` (GESM/GSM: Ã D⁻¹) or ``"symmetric"`` (GCN, SGC,
+            APPNP, LightGCN: D^-½ Ã D^-½).
+    """
+
+    def __init__(self, normalization: str = "symmetric"):
+        super().__init__()
+        if normalization not in NORMALIZATIONS:
+            raise ValueError(f"unknown normalization {normalization!r}; choose from {sorted(NORMALIZATIONS)}")
+        self.normalization = normalization
+        self._key: tuple | None = None
+        self._op: Tensor | None = None
+        self._op_t: Tensor | None = None
+        self._edges: tuple[Tensor, Tensor] | None = None
+
+    def weighted_edges(self, edge_index: Tensor, num_nodes: int, edge_weight: Tensor | None = None):
+        """``(edge_index, weight)`` of the normalised matrix, self-loops included (cached)."""
+        self.operator(edge_index, num_nodes, edge_weight)
+        return self._edges
+
+    def operator(self, edge_index: Tensor, num_nodes: int, edge_weight: Tensor | None = None) -> Tensor:
+        key = (
+            edge_index.data_ptr(), edge_index._version, edge_index.shape[1], num_nodes,
+            None if edge_weight is None else (edge_weight.data_ptr(), edge_weight._version),
+        )  # fmt: skip
+        if key != self._key:
+            ei, w = NORMALIZATIONS[self.normalization](edge_index, num_nodes, edge_weight)
+            w = w.detach()
+            self._edges = (ei, w)
+            self._op = to_csr(ei, w, num_nodes)
+            self._op_t = to_csr(ei.flip(0), w, num_nodes)
+            self._key = key
+        return self._op
+
+    def forward(self, h: Tensor, edge_index: Tensor, edge_weight: Tensor | None = None) -> Tensor:
+        op = self.operator(edge_index, h.size(0), edge_weight)
+        if h.requires_grad:
+            return _SpMM.apply(op, self._op_t, h)
+        return op @ h
+
+    def extra_repr(self) -> str:
+        return f"normalization={self.normalization!r}"

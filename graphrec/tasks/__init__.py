@@ -1,0 +1,1 @@
+"""Training and evaluation loops, one module per task, sharing one trainer contract."""

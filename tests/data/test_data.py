@@ -1,0 +1,109 @@
+from __future__ import annotations
+
+import urllib.error
+
+import pytest
+import torch
+
+from fixtures import write_planetoid, write_ppi
+from graphrec.data import (
+    DatasetNotAvailableError,
+    available_datasets,
+    cache_dir,
+    data_root,
+    label_rate_split,
+    load_movielens_100k,
+    load_planetoid,
+    load_ppi,
+)
+
+
+def test_data_root_prefers_env(monkeypatch, tmp_path):
+    monkeypatch.setenv("GRAPHREC_DATA", str(tmp_path))
+    assert data_root() == tmp_path
+    monkeypatch.delenv("GRAPHREC_DATA")
+    assert data_root() == cache_dir()
+
+
+def test_cora_public_split_from_shared_root(cora, shared_data):
+    assert cora.num_nodes == 2708 and cora.num_features == 1433 and cora.num_classes == 7
+    assert cora.edge_index.size(1) == 10556
+    assert (int(cora.train_mask.sum()), int(cora.val_mask.sum()), int(cora.test_mask.sum())) == (140, 500, 1000)
+    # The data root is never written to: PyG's processed/ lands in the cache copy.
+    assert not (shared_data / "planetoid" / "Cora" / "processed").exists()
+    assert (cache_dir() / "planetoid" / "Cora" / "processed").exists()
+
+
+def test_citeseer_public_split(shared_data):
+    d = load_planetoid("citeseer")  # case-insensitive name
+    assert (d.num_nodes, d.num_features, d.num_classes) == (3327, 3703, 6)
+    assert (int(d.train_mask.sum()), int(d.val_mask.sum()), int(d.test_mask.sum())) == (120, 500, 1000)
+
+
+def test_pubmed_loader_on_files_in_its_format(tmp_path, monkeypatch):
+    root = tmp_path / "root"
+    meta = write_planetoid(root / "planetoid" / "PubMed" / "raw", "pubmed")
+    monkeypatch.setenv("GRAPHREC_DATA", str(root))
+    d = load_planetoid("PubMed")
+    assert d.num_nodes == meta["num_nodes"] and d.num_features == meta["num_features"]
+    assert int(d.train_mask.sum()) == meta["train"] and int(d.test_mask.sum()) == meta["test"]
+    assert int(d.val_mask.sum()) == 500
+    assert not (root / "planetoid" / "PubMed" / "processed").exists()
+
+
+def test_missing_dataset_offline_names_file_and_env_var(tmp_path, monkeypatch):
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("network is unreachable")
+
+    monkeypatch.setenv("GRAPHREC_DATA", str(tmp_path / "empty"))
+    monkeypatch.setenv("GRAPHREC_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr("torch_geometric.io.fs.cp", offline)
+    with pytest.raises(DatasetNotAvailableError) as info:
+        load_planetoid("PubMed")
+    msg = str(info.value)
+    assert "ind.pubmed.x" in msg and "GRAPHREC_DATA" in msg
+
+
+def test_unknown_planetoid_name():
+    with pytest.raises(ValueError, match="unknown Planetoid dataset"):
+        load_planetoid("Corra")
+
+
+def test_ppi_loader_on_files_in_its_format(tmp_path, monkeypatch):
+    root = tmp_path / "root"
+    meta = write_ppi(root / "ppi" / "raw", graphs=(3, 1, 2))
+    monkeypatch.setenv("GRAPHREC_DATA", str(root))
+    ds = load_ppi()
+    assert (len(ds.train), len(ds.val), len(ds.test)) == (3, 1, 2)
+    assert ds.num_features == meta["num_features"] and ds.num_classes == meta["num_labels"]
+    g = ds.train[0]
+    assert g.num_nodes == meta["nodes_per_graph"] and g.y.shape == (meta["nodes_per_graph"], meta["num_labels"])
+    assert int(g.edge_index.max()) < g.num_nodes  # re-indexed per graph
+
+
+def test_movielens_100k(shared_data):
+    ml = load_movielens_100k()
+    assert ml.events.height == 100_000
+    assert ml.events["user_id"].n_unique() == 943 and ml.events["item_id"].n_unique() == 1682
+    assert set(ml.events["rating"].unique().to_list()) == {1.0, 2.0, 3.0, 4.0, 5.0}
+    assert str(ml.events["timestamp"].dtype.time_zone) == "UTC"
+    assert ml.items.height == 1682 and ml.users.height == 943
+    toy = ml.items.filter(ml.items["item_id"] == 1)
+    assert toy["title"][0] == "Toy Story (1995)" and "Animation" in toy["genres"][0].to_list()
+
+
+def test_available_datasets_lists_local_and_missing(shared_data, tmp_path, monkeypatch):
+    monkeypatch.setenv("GRAPHREC_CACHE", str(tmp_path))
+    rows = {r["name"]: r for r in available_datasets()}
+    assert rows["Cora"]["status"] == "local"
+    assert rows["PPI"]["status"] == "missing" and rows["PPI"]["missing"]
+
+
+def test_label_rate_split_keeps_eval_sets_and_covers_classes(cora):
+    d = label_rate_split(cora, 0.01, seed=3)
+    assert int(d.train_mask.sum()) == round(0.01 * cora.num_nodes)
+    assert not (d.train_mask & (cora.val_mask | cora.test_mask)).any()
+    assert torch.equal(d.val_mask, cora.val_mask) and torch.equal(d.test_mask, cora.test_mask)
+    assert d.y[d.train_mask].unique().numel() == 7
+    assert torch.equal(label_rate_split(cora, 0.01, seed=3).train_mask, d.train_mask)
+    assert not torch.equal(label_rate_split(cora, 0.01, seed=4).train_mask, d.train_mask)

@@ -1,0 +1,85 @@
+"""Small datasets written in the exact on-disk formats of the real ones (Planetoid, PPI)."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+from networkx.readwrite import json_graph
+import networkx as nx
+
+
+def write_planetoid(raw_dir: Path, prefix: str, num_train=60, num_val=500, num_test=100, num_unlabelled=40,
+                    num_features=30, num_classes=3, seed=0) -> dict:  # fmt: skip
+    """Write ``ind.<prefix>.*`` files as in Yang et al.'s release (pickled scipy/numpy, text test index).
+
+    The node classes form a planted partition, so the graph carries signal."""
+    rng = np.random.default_rng(seed)
+    n_all = num_train + num_val + num_unlabelled  # "allx": every non-test node
+    n = n_all + num_test
+    labels = rng.integers(0, num_classes, n)
+    feats = (rng.random((n, num_features)) < 0.1).astype(np.float32)
+    feats[np.arange(n), labels] = 1.0  # one informative feature per class
+    onehot = np.eye(num_classes, dtype=np.int64)[labels]
+    graph = defaultdict(list)
+    for i in range(n):
+        same = np.flatnonzero(labels == labels[i])
+        for j in rng.choice(same, 3):
+            if j != i:
+                graph[i].append(int(j))
+                graph[int(j)].append(i)
+    test_nodes = np.arange(n_all, n)
+    test_index = rng.permutation(test_nodes)  # listed in shuffled order, as in the release
+    raw_dir.mkdir(parents=True, exist_ok=True)
+
+    def dump(name, obj):
+        with open(raw_dir / f"ind.{prefix}.{name}", "wb") as fh:
+            pickle.dump(obj, fh, protocol=2)
+
+    dump("x", sp.csr_matrix(feats[:num_train]))
+    dump("y", onehot[:num_train])
+    dump("allx", sp.csr_matrix(feats[:n_all]))
+    dump("ally", onehot[:n_all])
+    dump("tx", sp.csr_matrix(feats[test_index]))
+    dump("ty", onehot[test_index])
+    dump("graph", dict(graph))
+    (raw_dir / f"ind.{prefix}.test.index").write_text("\n".join(str(i) for i in test_index) + "\n")
+    return {"num_nodes": n, "num_features": num_features, "num_classes": num_classes,
+            "train": num_train, "val": num_val, "test": num_test}  # fmt: skip
+
+
+def write_ppi(raw_dir: Path, graphs=(3, 1, 1), nodes_per_graph=40, num_features=8, num_labels=5, seed=0) -> dict:
+    """Write PPI's raw layout: ``{split}_graph.json`` (networkx node-link), ``_feats.npy``,
+    ``_graph_id.npy`` (1-based, contiguous per split) and ``_labels.npy`` (multi-hot)."""
+    rng = np.random.default_rng(seed)
+    raw_dir.mkdir(parents=True, exist_ok=True)
+    W = rng.normal(size=(num_features, num_labels))
+    gid = 1
+    for split, count in zip(("train", "valid", "test"), graphs, strict=True):
+        g = nx.DiGraph()
+        feats, labels, ids = [], [], []
+        offset = 0
+        for _ in range(count):
+            n = nodes_per_graph
+            g.add_nodes_from(range(offset, offset + n))
+            src = rng.integers(0, n, 3 * n) + offset
+            dst = rng.integers(0, n, 3 * n) + offset
+            for a, b in zip(src.tolist(), dst.tolist(), strict=True):
+                if a != b:
+                    g.add_edge(a, b)
+                    g.add_edge(b, a)
+            x = rng.normal(size=(n, num_features)).astype(np.float32)
+            feats.append(x)
+            labels.append((x @ W > 0).astype(np.float32))
+            ids.append(np.full(n, gid, dtype=np.int64))
+            offset += n
+            gid += 1
+        (raw_dir / f"{split}_graph.json").write_text(json.dumps(json_graph.node_link_data(g, edges="links")))
+        np.save(raw_dir / f"{split}_feats.npy", np.concatenate(feats))
+        np.save(raw_dir / f"{split}_labels.npy", np.concatenate(labels))
+        np.save(raw_dir / f"{split}_graph_id.npy", np.concatenate(ids))
+    return {"graphs": graphs, "nodes_per_graph": nodes_per_graph, "num_features": num_features, "num_labels": num_labels}
