@@ -40,6 +40,7 @@ from graphrec.store.store import (
     write_parquet_file,
 )
 from graphrec.store.validate import (
+    CODE,
     DETAIL,
     FIELD,
     REASON,
@@ -50,6 +51,8 @@ from graphrec.store.validate import (
 )
 
 FILE = "__file"
+#: Errors that mean "this file's content cannot be decoded" (not a bug in the pipeline).
+_READ_ERRORS = (pl.exceptions.ComputeError, OSError)
 
 QUARANTINE_SCHEMA: dict[str, pl.DataType] = {
     "version": pl.Int64(),
@@ -163,26 +166,20 @@ class _Ingest:
         self.attr_tables: dict[str, pl.DataFrame] = {}
 
     # ----------------------------------------------------------------- reading
-    def _read_table(
-        self, items: list[Any], table: str, columns: list, extra_policy: str
-    ) -> list[tuple[FileStats, pl.DataFrame]]:
+    def _read_table(self, items: list[Any], table: str, columns: list, extra_policy: str) -> list[pl.DataFrame]:
         """Read and validate files; quarantine rejects; return the accepted rows per file."""
         raws: list[RawFile] = []
         for i, item in enumerate(items):
             self.bar.update(f"reading {table}", i, len(items))
             raws.append(read_source(item))
         self.bar.update(f"validating {table}", 0, 1)
-        lfs, pending = [], []
+        # Files with the same format and columns are validated as one lazy frame.
+        groups: dict[tuple, list[tuple[int, RawFile, FileStats]]] = {}
         for raw in raws:
             st = FileStats(source=raw.source, format=raw.format, table=table)
             self.stats.append(st)
             if raw.error is not None:
-                st.status, st.note = "unreadable", raw.error
-                st.read = st.quarantined = 1
-                self._quarantine_rows(pl.DataFrame({
-                    "source": [raw.source], "table": [table], "row": [None], "reason": ["unreadable_file"],
-                    "field": [None], "detail": [raw.error], "raw": [None],
-                }, schema_overrides={"row": pl.Int64, "field": pl.String, "raw": pl.String}))
+                self._unreadable(raw.source, table, st, raw.error)
                 continue
             if raw.malformed is not None:
                 st.read += raw.malformed.height
@@ -195,50 +192,70 @@ class _Ingest:
             if raw.empty or raw.frame is None:
                 st.status, st.note = "empty", "file holds no records"
                 continue
-            lfs.append(normalize(raw.frame, columns, self.schema, present=raw.columns, extra_policy=extra_policy))
-            pending.append((raw, st))
+            key = (raw.format, tuple(raw.frame.collect_schema().items()))
+            groups.setdefault(key, []).append((len(self.stats) - 1, raw, st))
+
+        jobs = []
+        for members in groups.values():
+            lf = pl.concat([raw.frame.with_columns(pl.lit(i, pl.UInt32).alias(FILE)) for i, raw, _ in members])
+            norm = normalize(lf, columns, self.schema, present=members[0][1].columns, extra_policy=extra_policy,
+                             passthrough=(FILE,))
+            jobs.append((members, norm))
         try:
-            frames = pl.collect_all(lfs) if lfs else []
-        except Exception:  # a damaged file deep inside: find it, keep the others
-            frames = []
-            for lf, (raw, st) in zip(lfs, pending, strict=True):
-                try:
-                    frames.append(lf.collect())
-                except Exception as exc:
-                    frames.append(None)
-                    st.status, st.note = "unreadable", f"unreadable file: {' '.join(str(exc).split())[:300]}"
-                    st.read, st.quarantined = st.read + 1, st.quarantined + 1
-                    self._quarantine_rows(pl.DataFrame({
-                        "source": [raw.source], "table": [table], "row": [None], "reason": ["unreadable_file"],
-                        "field": [None], "detail": [st.note], "raw": [None],
-                    }, schema_overrides={"row": pl.Int64, "field": pl.String, "raw": pl.String}))
-        out = []
+            frames = pl.collect_all([n.frame for _, n in jobs]) if jobs else []
+        except _READ_ERRORS:  # a damaged file deep inside: validate file by file, keep the good ones
+            frames, retry = [], []
+            for members, _ in jobs:
+                for i, raw, st in members:
+                    lf = raw.frame.with_columns(pl.lit(i, pl.UInt32).alias(FILE))
+                    norm = normalize(lf, columns, self.schema, present=raw.columns, extra_policy=extra_policy,
+                                     passthrough=(FILE,))
+                    try:
+                        frames.append(norm.frame.collect())
+                        retry.append(([(i, raw, st)], norm))
+                    except _READ_ERRORS as exc:
+                        self._unreadable(raw.source, table, st, f"unreadable file: {' '.join(str(exc).split())[:300]}")
+            jobs = retry
+
         keep = [c.name for c in columns]
-        for frame, (raw, st) in zip(frames, pending, strict=True):
-            if frame is None:
-                continue
-            st.read += frame.height
-            n_bad = frame[REASON].null_count()
-            n_bad = frame.height - n_bad
+        out: list[pl.DataFrame] = []
+        for frame, (members, norm) in zip(frames, jobs, strict=True):
+            by_file = {i: st for i, _, st in members}
+            sources = {i: raw.source for i, raw, _ in members}
+            present = members[0][1].columns
+            n_bad = frame.height - frame[CODE].null_count()
+            for i, n in frame[FILE].value_counts().iter_rows():
+                by_file[i].read += n
             if n_bad:
-                bad = frame.filter(pl.col(REASON).is_not_null())
-                st.quarantined += bad.height
+                bad = frame.filter(pl.col(CODE).is_not_null()).with_columns(norm.describe)
                 self._quarantine_rows(pl.DataFrame({
-                    "source": pl.Series([raw.source] * bad.height, dtype=pl.String),
+                    "source": bad[FILE].replace_strict(list(sources), list(sources.values()), return_dtype=pl.String),
                     "table": pl.Series([table] * bad.height, dtype=pl.String),
                     "row": bad[ROW], "reason": bad[REASON], "field": bad[FIELD], "detail": bad[DETAIL],
-                    "raw": raw_json(bad, raw.columns),
+                    "raw": raw_json(bad, present),
                 }))
-                good = frame.filter(pl.col(REASON).is_null()).select(keep)
+                for i, n in bad[FILE].value_counts().iter_rows():
+                    by_file[i].quarantined += n
+                good = frame.filter(pl.col(CODE).is_null()).select(*keep, FILE)
             else:
-                good = frame.select(keep)
-            if frame.height == 0 and st.read == 0:
-                st.status, st.note = "empty", "file holds no records"
-            if n_bad == frame.height and frame.height:
-                st.status = "rejected"
-                st.note = st.note or "every record was quarantined"
-            out.append((st, good))
+                good = frame.select(*keep, FILE)
+            out.append(good)
+        for st in self.stats:
+            if st.table == table and st.status == "ok":
+                if st.read == 0:
+                    st.status, st.note = "empty", "file holds no records"
+                elif st.quarantined == st.read:
+                    st.status, st.note = "rejected", "every record was quarantined"
         return out
+
+    def _unreadable(self, source: str, table: str, st: FileStats, error: str) -> None:
+        st.status, st.note = "unreadable", error
+        st.read += 1
+        st.quarantined += 1
+        self._quarantine_rows(pl.DataFrame({
+            "source": [source], "table": [table], "row": [None], "reason": ["unreadable_file"],
+            "field": [None], "detail": [error], "raw": [None],
+        }, schema_overrides={"row": pl.Int64, "field": pl.String, "raw": pl.String}))
 
     def _quarantine_rows(self, df: pl.DataFrame) -> None:
         self.quarantine.append(
@@ -247,30 +264,32 @@ class _Ingest:
             )
         )
 
+    def _concat(self, frames: list[pl.DataFrame]) -> pl.DataFrame:
+        batch = pl.concat(frames, how="vertical")
+        if len(frames) > 1 and not batch[FILE].is_sorted():
+            batch = batch.sort(FILE, maintain_order=True)  # back to input order
+        return batch
+
+    def _count(self, files: pl.Series, attr: str) -> None:
+        for i, n in files.value_counts().iter_rows():
+            setattr(self.stats[i], attr, getattr(self.stats[i], attr) + n)
+
     def read_events(self, items: list[Any]) -> None:
         if not items:
             return
-        per_file = self._read_table(items, "events", event_columns(self.schema), self.schema.extra_columns)
-        if not per_file:
+        frames = self._read_table(items, "events", event_columns(self.schema), self.schema.extra_columns)
+        if not frames:
             return
         self.bar.update("deduplicating", 0, 1)
-        batch = pl.concat(
-            [g.with_columns(pl.lit(i, pl.UInt32).alias(FILE)) for i, (_, g) in enumerate(per_file)],
-            how="vertical",
-        )
-        cols = self.schema.event_columns
-        first = batch.select(pl.struct(cols).is_first_distinct()).to_series()
-        dup_files = batch.filter(~first)[FILE]
-        batch = batch.filter(first) if dup_files.len() else batch
-        for i, n in dup_files.value_counts().iter_rows():
-            per_file[i][0].duplicates += n
-
+        batch = self._concat(frames)
+        first = first_distinct(batch, self.schema.event_columns)
+        if not first.all():
+            self._count(batch.filter(~first)[FILE], "duplicates")
+            batch = batch.filter(first)
         self.bar.update("assigning ids", 0, 1)
         batch = self._map_ids(batch)
-        batch = self._drop_stored_duplicates(batch, per_file)
-        counts = batch[FILE].value_counts()
-        for i, n in counts.iter_rows():
-            per_file[i][0].accepted += n
+        batch = self._drop_stored_duplicates(batch)
+        self._count(batch[FILE], "accepted")
         self.batch = batch
 
     def _existing_map(self, node_type: str) -> pl.DataFrame:
@@ -300,21 +319,25 @@ class _Ingest:
         batch = batch.join(
             users.rename({"external_id": "user_id", "id": "user"}), on="user_id", how="left", maintain_order="left"
         )
-        present = batch["target_type"].unique().to_list()
+        # Targets are numbered per target type: join on (type code, external id).
+        codes = {tt: i for i, tt in enumerate(self.schema.target_types)}
+        tcode = batch["target_type"].replace_strict(codes, return_dtype=pl.UInt16).alias("__tcode")
         parts = []
-        for tt in self.schema.target_types:
-            if tt in present:
-                m = self._extend_map(tt, batch.filter(pl.col("target_type") == tt)["target_id"])
-                parts.append(m.with_columns(target_type=pl.lit(tt)))
+        for code in tcode.unique().sort().to_list():
+            tt = self.schema.target_types[code]
+            m = self._extend_map(tt, batch["target_id"].filter(tcode == code))
+            parts.append(m.select(pl.lit(code, pl.UInt16).alias("__tcode"), pl.col("external_id").alias("target_id"),
+                                  pl.col("id").alias("target")))
         if parts:
-            targets = pl.concat(parts).rename({"external_id": "target_id", "id": "target"})
-            batch = batch.join(targets, on=["target_type", "target_id"], how="left", maintain_order="left")
+            batch = batch.with_columns(tcode).join(
+                pl.concat(parts), on=["__tcode", "target_id"], how="left", maintain_order="left"
+            )
         else:
             batch = batch.with_columns(target=pl.lit(None, pl.Int64))
         stored = list(stored_event_schema(self.schema))
         return batch.select(*stored, FILE)
 
-    def _drop_stored_duplicates(self, batch: pl.DataFrame, per_file: list) -> pl.DataFrame:
+    def _drop_stored_duplicates(self, batch: pl.DataFrame) -> pl.DataFrame:
         """Drop rows identical to events already stored for the same days."""
         if batch.height == 0:
             return batch
@@ -329,23 +352,19 @@ class _Ingest:
         idx = batch.with_row_index("__i").join(existing, on=stored_cols, how="semi", nulls_equal=True)
         if idx.height == 0:
             return batch
-        for i, n in idx[FILE].value_counts().iter_rows():
-            per_file[i][0].duplicates += n
+        self._count(idx[FILE], "duplicates")
         return batch.with_row_index("__i").filter(~pl.col("__i").is_in(idx["__i"].implode())).drop("__i")
 
     def read_attributes(self, node_type: str, items: list[Any]) -> None:
         spec = self.schema.attributes[node_type]
         columns = attribute_columns(self.schema, node_type)
-        per_file = self._read_table(items, f"attributes:{node_type}", columns, self.schema.extra_columns)
-        if not per_file:
+        frames = self._read_table(items, f"attributes:{node_type}", columns, self.schema.extra_columns)
+        if not frames:
             return
-        batch = pl.concat(
-            [g.with_columns(pl.lit(i, pl.UInt32).alias(FILE)) for i, (_, g) in enumerate(per_file)]
-        )
+        batch = self._concat(frames)
         value_cols = [c.name for c in columns]
-        first = batch.select(pl.struct(value_cols).is_first_distinct()).to_series()
-        for i, n in batch.filter(~first)[FILE].value_counts().iter_rows():
-            per_file[i][0].duplicates += n
+        first = first_distinct(batch, value_cols)
+        self._count(batch.filter(~first)[FILE], "duplicates")
         batch = batch.filter(first)
         ids = self._extend_map(node_type, batch[spec.id_column])
         batch = batch.join(
@@ -355,12 +374,12 @@ class _Ingest:
         if previous is None:
             previous = self.store.attributes(node_type, self.parent.version)
         if previous is not None:
-            same = batch.join(previous, on=[c for c in batch.columns if c != FILE], how="semi", nulls_equal=True)
-            for i, n in same[FILE].value_counts().iter_rows():
-                per_file[i][0].duplicates += n
-            batch = batch.join(same.select("id", FILE), on=["id", FILE], how="anti")
-        for i, n in batch[FILE].value_counts().iter_rows():
-            per_file[i][0].accepted += n
+            batch = batch.with_row_index("__i")
+            same = batch.join(previous, on=[c for c in batch.columns if c not in (FILE, "__i")], how="semi",
+                              nulls_equal=True)
+            self._count(same[FILE], "duplicates")
+            batch = batch.filter(~pl.col("__i").is_in(same["__i"].implode())).drop("__i")
+        self._count(batch[FILE], "accepted")
         # Later rows win for an id given more than once.
         latest = batch.drop(FILE).unique(subset="id", keep="last", maintain_order=True)
         table = latest if previous is None else pl.concat(
@@ -454,6 +473,27 @@ class _Ingest:
             new_ids={nt: s.len() for nt, s in self.new_ids.items()},
             id_map_sizes={nt: e.size for nt, e in manifest.id_maps.items()},
         )
+
+
+def first_distinct(df: pl.DataFrame, cols: list[str]) -> pl.Series:
+    """True for the first occurrence of each distinct row of ``df[cols]`` (exact).
+
+    Rows are hashed first; only rows whose hash repeats are compared exactly, so the
+    common case (few duplicates) costs one hash per row and one sort of the hashes.
+    """
+    n = df.height
+    if n < 2:
+        return pl.Series("first", np.ones(n, dtype=bool))
+    h = df.select(cols).hash_rows(seed=0).to_numpy()
+    hs = np.sort(h)
+    repeated = hs[1:][hs[1:] == hs[:-1]]
+    if repeated.size == 0:
+        return pl.Series("first", np.ones(n, dtype=bool))
+    idx = np.flatnonzero(np.isin(h, np.unique(repeated)))
+    exact = df[idx].select(pl.struct(cols).is_first_distinct()).to_series().to_numpy()
+    mask = np.ones(n, dtype=bool)
+    mask[idx[~exact]] = False
+    return pl.Series("first", mask)
 
 
 # ---------------------------------------------------------------------------------- output

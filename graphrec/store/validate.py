@@ -4,13 +4,15 @@ Each table (the event log, or one node type's side table) is described by a list
 :class:`Column` specs. :func:`normalize` turns a raw lazy frame into one with
 
 * the typed columns, named as in the spec;
-* ``__reason``, ``__field`` and ``__detail``: null for a valid row, otherwise the first
-  problem found (the order of :data:`REASONS`), the column it concerns and a message
-  naming the offending value;
+* ``__code``: null for a valid row, otherwise the first problem found (checks run in the
+  order of :data:`REASONS`);
 * the raw input columns under ``__raw__<name>``, so a rejected row can be kept
   verbatim in the quarantine.
 
-Everything is a polars expression; no Python code runs per row.
+For the rejected rows, :attr:`Normalized.describe` turns the code into ``__reason``,
+``__field`` (the column concerned) and ``__detail`` (a message naming the offending
+value); messages are built only for rejected rows. Everything is a polars expression;
+no Python code runs per row.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import polars as pl
 
 from graphrec.store.schema import LogSchema
 
-REASON, FIELD, DETAIL = "__reason", "__field", "__detail"
+REASON, FIELD, DETAIL, CODE = "__reason", "__field", "__detail", "__code"
 RAW_PREFIX = "__raw__"
 TYPED_PREFIX = "__typed__"
 
@@ -115,7 +117,9 @@ def _coerce(col: Column, dtype: pl.DataType, schema: LogSchema) -> tuple[pl.Expr
     """Return (typed expression, wrong-type message or None) for a present column."""
     raw = pl.col(col.name)
     if dtype == pl.String:
-        raw = raw.str.strip_chars()
+        # Numbers, ids and times ignore surrounding blanks; text and enum values are kept verbatim.
+        if col.kind not in ("enum", "string"):
+            raw = raw.str.strip_chars()
         raw = pl.when(raw.str.len_bytes() > 0).then(raw)
     kind = col.kind
     if kind == "id":
@@ -218,8 +222,12 @@ def normalize(
     *,
     present: list[str],
     extra_policy: str,
-) -> pl.LazyFrame:
-    """Validate and type ``lf`` (see the module docstring). ``present``: the file's columns."""
+    passthrough: tuple[str, ...] = (),
+) -> Normalized:
+    """Validate and type ``lf`` (see the module docstring).
+
+    ``present``: the file's columns; ``passthrough``: extra columns of ``lf`` to keep as they are.
+    """
     in_schema = lf.collect_schema()
     declared = {c.name for c in columns}
     extra = [n for n in present if n not in declared]
@@ -251,11 +259,12 @@ def normalize(
         parsed_expr, wrong_type = _coerce(col, dtype, schema)
         typed.append(parsed_expr.cast(out).alias(TYPED_PREFIX + col.name))
         parsed = pl.col(TYPED_PREFIX + col.name)
-        src = pl.col(col.name)
+        src = pl.col(RAW_PREFIX + col.name)  # for messages, evaluated on rejected rows only
         if dtype == pl.String:
-            present_value = src.str.strip_chars().str.len_bytes() > 0
+            stripped = pl.col(col.name) if col.kind in ("enum", "string") else pl.col(col.name).str.strip_chars()
+            present_value = stripped.str.len_bytes() > 0
         else:
-            present_value = src.is_not_null()
+            present_value = pl.col(col.name).is_not_null()
         if col.required:
             missing_checks.append((
                 ~present_value.fill_null(False), "missing_value", col.name,
@@ -298,26 +307,46 @@ def normalize(
         checks += parse_checks.get(reason, [])
 
     if checks:
-        reason_e = pl.when(checks[0][0]).then(pl.lit(checks[0][1]))
-        field_e = pl.when(checks[0][0]).then(pl.lit(checks[0][2]))
-        detail_e = pl.when(checks[0][0]).then(checks[0][3])
-        for cond, reason, fld, detail in checks[1:]:
-            reason_e = reason_e.when(cond).then(pl.lit(reason))
-            field_e = field_e.when(cond).then(pl.lit(fld))
-            detail_e = detail_e.when(cond).then(detail)
-        meta = [
-            reason_e.otherwise(None).cast(pl.String).alias(REASON),
-            field_e.otherwise(None).cast(pl.String).alias(FIELD),
+        # One code per check: cheap to compute for every row. The message is built later,
+        # from the code, for the rejected rows only.
+        code_e = pl.when(checks[0][0]).then(pl.lit(0, pl.Int16))
+        for k, (cond, _, _, _) in enumerate(checks[1:], start=1):
+            code_e = code_e.when(cond).then(pl.lit(k, pl.Int16))
+        code_e = code_e.otherwise(None)
+        detail_e = pl.when(pl.col(CODE) == 0).then(checks[0][3])
+        for k, (_, _, _, detail) in enumerate(checks[1:], start=1):
+            detail_e = detail_e.when(pl.col(CODE) == k).then(detail)
+        reasons = pl.Series([c[1] for c in checks], dtype=pl.String)
+        fields = pl.Series([c[2] for c in checks], dtype=pl.String)
+        describe = [
+            pl.col(CODE).replace_strict(list(range(len(checks))), reasons, return_dtype=pl.String).alias(REASON),
+            pl.col(CODE).replace_strict(list(range(len(checks))), fields, return_dtype=pl.String).alias(FIELD),
             detail_e.otherwise(None).cast(pl.String).alias(DETAIL),
         ]
     else:
-        meta = [pl.lit(None, pl.String).alias(n) for n in (REASON, FIELD, DETAIL)]
+        code_e = pl.lit(None, pl.Int16)
+        describe = [pl.lit(None, pl.String).alias(n) for n in (REASON, FIELD, DETAIL)]
 
     from graphrec.store.sources import ROW
 
-    raw_cols = [pl.col(n).alias(RAW_PREFIX + n) for n in present]
+    typed += [pl.col(n).alias(RAW_PREFIX + n) for n in present]
     out_cols = [pl.col(TYPED_PREFIX + c.name).alias(c.name) for c in columns]
-    return lf.with_columns(typed).select(pl.col(ROW), *out_cols, *meta, *raw_cols)
+    raw_cols = [pl.col(RAW_PREFIX + n) for n in present]
+    frame = lf.with_columns(typed).select(pl.col(ROW), *passthrough, *out_cols, code_e.alias(CODE), *raw_cols)
+    return Normalized(frame, describe)
+
+
+@dataclass
+class Normalized:
+    """A validated lazy frame and the expressions that explain its rejected rows.
+
+    ``frame``: ``__row``, the typed columns, ``__code`` (null for a valid row) and the raw
+    columns. ``describe``: expressions giving ``__reason``, ``__field`` and ``__detail``
+    when evaluated on (rejected) rows of ``frame``.
+    """
+
+    frame: pl.LazyFrame
+    describe: list[pl.Expr]
 
 
 def raw_json(frame: pl.DataFrame, present: list[str]) -> pl.Series:
