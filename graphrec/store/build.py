@@ -31,54 +31,55 @@ from graphrec.store.schema import USER
 from graphrec.store.store import GraphStore, _to_utc
 
 CACHE_DIR = "cache/edges"
-_CACHE_FORMAT = 1
+_CACHE_FORMAT = 2
 
 
 def _cache_path(store: GraphStore, entry: FileEntry) -> Path:
     return store.root / CACHE_DIR / f"{entry.checksum.split(':', 1)[1]}.v{_CACHE_FORMAT}.npz"
 
 
-def partition_arrays(store: GraphStore, entry: FileEntry, *, cache: bool = True) -> dict[str, np.ndarray]:
-    """Edge arrays of one partition file: user, target, time_us, etype, ttype, value, weight.
+Group = tuple[str, str]  # (target type, event type)
+FIELDS = ("user", "target", "time_us", "value", "weight")
 
-    ``etype``/``ttype`` are codes into the ``etypes``/``ttypes`` arrays stored beside them.
-    Loaded from the cache when present, else decoded from parquet (and cached).
+
+def partition_arrays(store: GraphStore, entry: FileEntry, *, cache: bool = True) -> dict[Group, dict[str, np.ndarray]]:
+    """Edge arrays of one partition file, grouped by (target type, event type).
+
+    Each group holds ``user``, ``target``, ``time_us`` (int64 UTC microseconds), ``value``
+    and ``weight`` (float64, NaN where absent). Loaded from the cache when present, else
+    decoded from parquet and cached under the file's checksum.
     """
     path = _cache_path(store, entry)
     if cache and path.is_file():
         try:
+            out: dict[Group, dict[str, np.ndarray]] = {}
             with np.load(path, allow_pickle=False) as z:
-                return {k: z[k] for k in z.files}
+                for key in z.files:
+                    tt, et, field = key.split("|")
+                    out.setdefault((tt, et), {})[field] = z[key]
+            return out
         except (OSError, ValueError):
             pass  # a damaged cache entry is rebuilt below
     df = pl.read_parquet(
         store.path(entry),
         columns=["timestamp", "user", "target_type", "target", "event_type", "value", "weight"],
     )
-    ttypes = sorted(df["target_type"].unique().to_list())
-    etypes = sorted(df["event_type"].unique().to_list())
-    codes = df.select(
-        pl.col("target_type").replace_strict(ttypes, list(range(len(ttypes))), return_dtype=pl.Int16).alias("t"),
-        pl.col("event_type").replace_strict(etypes, list(range(len(etypes))), return_dtype=pl.Int16).alias("e"),
-    )
-    arrays = {
-        "user": df["user"].to_numpy(),
-        "target": df["target"].to_numpy(),
-        "time_us": df["timestamp"].dt.epoch("us").to_numpy(),
-        "ttype": codes["t"].to_numpy(),
-        "etype": codes["e"].to_numpy(),
-        "value": df["value"].cast(pl.Float64).fill_null(np.nan).to_numpy(),
-        "weight": df["weight"].cast(pl.Float64).fill_null(np.nan).to_numpy(),
-        "ttypes": np.array(ttypes, dtype=np.str_),
-        "etypes": np.array(etypes, dtype=np.str_),
-    }
+    out = {}
+    for (tt, et), part in df.partition_by(["target_type", "event_type"], as_dict=True, maintain_order=True).items():
+        out[(tt, et)] = {
+            "user": part["user"].to_numpy(),
+            "target": part["target"].to_numpy(),
+            "time_us": part["timestamp"].dt.epoch("us").to_numpy(),
+            "value": part["value"].cast(pl.Float64).fill_null(np.nan).to_numpy(),
+            "weight": part["weight"].cast(pl.Float64).fill_null(np.nan).to_numpy(),
+        }
     if cache:
         try:
             with atomic_open(path, "wb") as fh:
-                np.savez(fh, **arrays)
+                np.savez(fh, **{f"{tt}|{et}|{k}": v for (tt, et), arrs in out.items() for k, v in arrs.items()})
         except OSError:
             pass  # read-only store: building still works, just without the cache
-    return arrays
+    return out
 
 
 def build(
@@ -141,67 +142,64 @@ def build(
         unknown = sorted(set(given or []) - set(known))
         if unknown:
             raise ValueError(f"unknown {name}(s) {unknown}; the schema declares {known}")
+    keep_et = set(event_types or schema.event_types)
+    keep_tt = set(target_types or schema.target_types)
+    lo_us = int(start_dt.timestamp() * 1_000_000) if start_dt is not None else None
+    hi_us = int(end_dt.timestamp() * 1_000_000) if end_dt is not None else None
 
     sizes = {nt: e.size for nt, e in manifest.id_maps.items()}
-    entries = [f for fs in store.partitions(manifest.version, start=start_dt, end=end_dt).values() for f in fs]
-    ttypes_all, etypes_all = list(schema.target_types), list(schema.event_types)
-    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("user", "target", "time_us", "ttype", "etype", "value", "weight")}
+    parts = store.partitions(manifest.version, start=start_dt, end=end_dt)
+    entries = [(day, f) for day, fs in parts.items() for f in fs]
+    collected: dict[Group, dict[str, list[np.ndarray]]] = {}
     with _Progress(progress) as bar:
-        for i, entry in enumerate(entries):
+        for i, (day, entry) in enumerate(entries):
             bar.update("loading partitions", i, len(entries))
-            a = partition_arrays(store, entry, cache=cache)
-            tmap = np.array([ttypes_all.index(t) for t in a["ttypes"].tolist()] or [0], dtype=np.int16)
-            emap = np.array([etypes_all.index(e) for e in a["etypes"].tolist()] or [0], dtype=np.int16)
-            for k in ("user", "target", "time_us", "value", "weight"):
-                parts[k].append(a[k])
-            parts["ttype"].append(tmap[a["ttype"]] if a["ttype"].size else a["ttype"])
-            parts["etype"].append(emap[a["etype"]] if a["etype"].size else a["etype"])
+            # Only the first and last day of a window can hold events outside it.
+            edge_day = (start_dt is not None and day == start_dt.date().isoformat()) or (
+                end_dt is not None and day >= (end_dt - dt.timedelta(microseconds=1)).date().isoformat()
+            )
+            for group, arrs in partition_arrays(store, entry, cache=cache).items():
+                if group[0] not in keep_tt or group[1] not in keep_et:
+                    continue
+                if edge_day:
+                    t = arrs["time_us"]
+                    sel = np.ones(t.shape[0], dtype=bool)
+                    if lo_us is not None:
+                        sel &= t >= lo_us
+                    if hi_us is not None:
+                        sel &= t < hi_us
+                    if not sel.all():
+                        arrs = {k: v[sel] for k, v in arrs.items()}
+                if arrs["user"].size:
+                    lists = collected.setdefault(group, {k: [] for k in FIELDS})
+                    for k in FIELDS:
+                        lists[k].append(arrs[k])
         bar.update("building graph", 0, 1)
 
-    empty = {"user": np.int64, "target": np.int64, "time_us": np.int64, "ttype": np.int16,
-             "etype": np.int16, "value": np.float64, "weight": np.float64}
-    arr = {k: (np.concatenate(v) if v else np.empty(0, dtype=empty[k])) for k, v in parts.items()}
+    order = {(tt, et): (schema.target_types.index(tt), schema.event_types.index(et))
+             for tt, et in collected}
+    groups: dict[Group, dict[str, np.ndarray]] = {
+        g: {k: (v[0] if len(v) == 1 else np.concatenate(v)) for k, v in collected[g].items()}
+        for g in sorted(collected, key=order.__getitem__)
+    }
+    del collected
 
-    keep = np.ones(arr["user"].shape[0], dtype=bool)
-    if start_dt is not None:
-        keep &= arr["time_us"] >= int(start_dt.timestamp() * 1_000_000)
-    if end_dt is not None:
-        keep &= arr["time_us"] < int(end_dt.timestamp() * 1_000_000)
-    if event_types is not None:
-        keep &= np.isin(arr["etype"], [etypes_all.index(e) for e in event_types])
-    if target_types is not None:
-        keep &= np.isin(arr["ttype"], [ttypes_all.index(t) for t in target_types])
-    if not keep.all():
-        arr = {k: v[keep] for k, v in arr.items()}
-
-    # Edge weights: per event type, times the event's own weight.
-    base = np.ones(len(etypes_all), dtype=np.float64)
-    use_value = np.zeros(len(etypes_all), dtype=bool)
-    for et, w in (event_weights or {}).items():
-        if w == "value":
-            use_value[etypes_all.index(et)] = True
-        else:
-            base[etypes_all.index(et)] = float(w)
-    weight = base[arr["etype"]] if arr["etype"].size else np.empty(0)
-    if use_value.any():
-        v = arr["value"]
-        weight = np.where(use_value[arr["etype"]], np.nan_to_num(v, nan=0.0), weight)
-    weight = weight * np.nan_to_num(arr["weight"], nan=1.0)
-    arr["edge_weight"] = weight
+    weights = dict(event_weights or {})
+    for (_, et), a in groups.items():
+        w = weights.get(et, 1.0)
+        base = np.nan_to_num(a["value"], nan=0.0) if w == "value" else np.full(a["user"].shape[0], float(w))
+        own = a["weight"]
+        a["edge_weight"] = base * np.nan_to_num(own, nan=1.0) if not np.isnan(own).all() else base
 
     node_mask: dict[str, np.ndarray] = {}
     if min_interactions and min_interactions > 1:
-        arr, node_mask = _k_core(arr, sizes, ttypes_all, min_interactions)
+        groups, node_mask = _k_core(groups, sizes, min_interactions)
 
     data = HeteroData()
     for nt in schema.node_types:
         data[nt].num_nodes = sizes.get(nt, 0)
-    group = arr["ttype"].astype(np.int64) * len(etypes_all) + arr["etype"]
-    for code in np.unique(group).tolist():
-        tt, et = ttypes_all[code // len(etypes_all)], etypes_all[code % len(etypes_all)]
-        sel = group == code
-        src, dst = arr["user"][sel], arr["target"][sel]
-        t_us, w, val = arr["time_us"][sel], arr["edge_weight"][sel], arr["value"][sel]
+    for (tt, et), a in groups.items():
+        src, dst, t_us, w, val = a["user"], a["target"], a["time_us"], a["edge_weight"], a["value"]
         if collapse:
             src, dst, t_us, w, val = _collapse(src, dst, t_us, w, val)
         ei = torch.from_numpy(np.stack([src, dst]).astype(np.int64, copy=False))
@@ -211,10 +209,10 @@ def build(
         }
         if not np.isnan(val).all():
             attrs["edge_value"] = torch.from_numpy(val.astype(np.float32))
-        store_ = data[USER, et, tt]
-        store_.edge_index = ei
+        fwd = data[USER, et, tt]
+        fwd.edge_index = ei
         for k, v in attrs.items():
-            store_[k] = v
+            fwd[k] = v
         if reverse:
             rev = data[tt, f"rev_{et}", USER]
             rev.edge_index = ei.flip(0)
@@ -236,27 +234,26 @@ def build(
     return data
 
 
-def _k_core(arr: dict[str, np.ndarray], sizes: dict[str, int], ttypes: list[str], k: int):
-    """Keep edges whose user and target both have >= k edges, until stable."""
-    user, target, ttype = arr["user"], arr["target"], arr["ttype"]
-    n_users = sizes.get(USER, 0)
-    # One index space for all targets: offset per target type.
-    offsets = np.cumsum([0] + [sizes.get(t, 0) for t in ttypes])
-    gtarget = target + offsets[ttype] if target.size else target
-    keep = np.ones(user.shape[0], dtype=bool)
+def _k_core(groups: dict[Group, dict[str, np.ndarray]], sizes: dict[str, int], k: int):
+    """Keep edges whose user and target both have >= k edges (all groups counted), until stable."""
+    keep = {g: np.ones(a["user"].shape[0], dtype=bool) for g, a in groups.items()}
+    target_types = sorted({g[0] for g in groups} | {t for t in sizes if t != USER})
     while True:
-        du = np.bincount(user[keep], minlength=n_users)
-        dt_ = np.bincount(gtarget[keep], minlength=int(offsets[-1]))
-        new_keep = keep & (du[user] >= k) & (dt_[gtarget] >= k)
-        if new_keep.sum() == keep.sum():
+        du = np.zeros(sizes.get(USER, 0), dtype=np.int64)
+        dt_ = {t: np.zeros(sizes.get(t, 0), dtype=np.int64) for t in target_types}
+        for g, a in groups.items():
+            du += np.bincount(a["user"][keep[g]], minlength=du.shape[0])
+            dt_[g[0]] += np.bincount(a["target"][keep[g]], minlength=dt_[g[0]].shape[0])
+        changed = False
+        for g, a in groups.items():
+            new = keep[g] & (du[a["user"]] >= k) & (dt_[g[0]][a["target"]] >= k)
+            if new.sum() != keep[g].sum():
+                keep[g], changed = new, True
+        if not changed:
             break
-        keep = new_keep
-    du = np.bincount(user[keep], minlength=n_users)
-    dt_ = np.bincount(gtarget[keep], minlength=int(offsets[-1]))
-    masks = {USER: du >= k}
-    for i, t in enumerate(ttypes):
-        masks[t] = dt_[offsets[i]:offsets[i + 1]] >= k
-    return {key: v[keep] for key, v in arr.items()}, masks
+    masks = {USER: du >= k, **{t: d >= k for t, d in dt_.items()}}
+    out = {g: {f: v[keep[g]] for f, v in a.items()} for g, a in groups.items()}
+    return {g: a for g, a in out.items() if a["user"].size}, masks
 
 
 def _collapse(src, dst, t_us, w, val):

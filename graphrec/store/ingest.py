@@ -220,6 +220,9 @@ class _Ingest:
         keep = [c.name for c in columns]
         out: list[pl.DataFrame] = []
         for frame, (members, norm) in zip(frames, jobs, strict=True):
+            # The engine may return columns chunked differently; eager operations on such a
+            # frame copy everything again and again, so align the chunks once.
+            frame = frame.rechunk()
             by_file = {i: st for i, _, st in members}
             sources = {i: raw.source for i, raw, _ in members}
             present = members[0][1].columns
@@ -271,8 +274,9 @@ class _Ingest:
         return batch
 
     def _count(self, files: pl.Series, attr: str) -> None:
-        for i, n in files.value_counts().iter_rows():
-            setattr(self.stats[i], attr, getattr(self.stats[i], attr) + n)
+        for i, n in enumerate(np.bincount(files.to_numpy(), minlength=len(self.stats)).tolist()):
+            if n:
+                setattr(self.stats[i], attr, getattr(self.stats[i], attr) + n)
 
     def read_events(self, items: list[Any]) -> None:
         if not items:
@@ -288,6 +292,7 @@ class _Ingest:
             batch = batch.filter(first)
         self.bar.update("assigning ids", 0, 1)
         batch = self._map_ids(batch)
+        self.bar.update("checking stored duplicates", 0, 1)
         batch = self._drop_stored_duplicates(batch)
         self._count(batch[FILE], "accepted")
         self.batch = batch
@@ -316,30 +321,29 @@ class _Ingest:
 
     def _map_ids(self, batch: pl.DataFrame) -> pl.DataFrame:
         users = self._extend_map(USER, batch["user_id"])
-        batch = batch.join(
-            users.rename({"external_id": "user_id", "id": "user"}), on="user_id", how="left", maintain_order="left"
-        )
-        # Targets are numbered per target type: join on (type code, external id).
-        codes = {tt: i for i, tt in enumerate(self.schema.target_types)}
-        tcode = batch["target_type"].replace_strict(codes, return_dtype=pl.UInt16).alias("__tcode")
-        parts = []
-        for code in tcode.unique().sort().to_list():
-            tt = self.schema.target_types[code]
-            m = self._extend_map(tt, batch["target_id"].filter(tcode == code))
-            parts.append(m.select(pl.lit(code, pl.UInt16).alias("__tcode"), pl.col("external_id").alias("target_id"),
-                                  pl.col("id").alias("target")))
-        if parts:
-            batch = batch.with_columns(tcode).join(
-                pl.concat(parts), on=["__tcode", "target_id"], how="left", maintain_order="left"
-            )
-        else:
-            batch = batch.with_columns(target=pl.lit(None, pl.Int64))
+        user = lookup(batch["user_id"], users)
+        self.bar.update("assigning target ids", 0, 1)
+        # Targets are numbered per target type.
+        target = np.full(batch.height, -1, dtype=np.int64)
+        for tt in self.schema.target_types:
+            mask = (batch["target_type"] == tt).to_numpy()
+            if not mask.any():
+                continue
+            keys = batch["target_id"].filter(pl.Series(mask))
+            target[mask] = lookup(keys, self._extend_map(tt, keys))
         stored = list(stored_event_schema(self.schema))
+        self.bar.update("selecting", 0, 1)
+        batch = batch.with_columns(pl.Series("user", user), pl.Series("target", target))
         return batch.select(*stored, FILE)
 
     def _drop_stored_duplicates(self, batch: pl.DataFrame) -> pl.DataFrame:
         """Drop rows identical to events already stored for the same days."""
         if batch.height == 0:
+            return batch
+        if not self.parent.partitions:
+            return batch
+        lo, hi = batch["timestamp"].min(), batch["timestamp"].max()
+        if not any(lo.date().isoformat() <= d <= hi.date().isoformat() for d in self.parent.partitions):
             return batch
         days = batch.select(pl.col("timestamp").dt.date().unique()).to_series()
         old = [d.isoformat() for d in days.to_list() if d.isoformat() in self.parent.partitions]
@@ -404,26 +408,29 @@ class _Ingest:
                 batch = batch.sort("timestamp", maintain_order=True)
             # The batch is sorted by time, so each UTC day is a contiguous slice.
             epoch_day = batch["timestamp"].dt.epoch("d").to_numpy()
-            days, starts = np.unique(epoch_day, return_index=True)
+            starts = np.concatenate([[0], np.flatnonzero(np.diff(epoch_day)) + 1])
+            days = epoch_day[starts]
             bounds = [*starts.tolist(), batch.height]
             slices = [
                 ((dt.date(1970, 1, 1) + dt.timedelta(days=int(d))).isoformat(), bounds[k], bounds[k + 1])
                 for k, d in enumerate(days)
             ]
 
-            def write(item: tuple[str, int, int]) -> tuple[str, FileEntry]:
+            def write(item: tuple[str, int, int]) -> tuple[str, FileEntry, pl.DataFrame]:
                 day, a, b = item
-                return day, write_parquet_file(root, f"events/day={day}", "part", batch.slice(a, b - a), v)
+                part = batch.slice(a, b - a)
+                entry = write_parquet_file(root, f"events/day={day}", "part", part, v)
+                return day, entry, part.group_by("target_type", "event_type").len()
 
             with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
-                for k, (day, entry) in enumerate(pool.map(write, slices)):
+                for k, (day, entry, by_event) in enumerate(pool.map(write, slices)):
                     self.bar.update("writing partitions", k + 1, len(slices))
                     manifest.partitions.setdefault(day, []).append(entry)
                     written.append(day)
-            by_event = batch.group_by("target_type", "event_type").len()
-            for tt, et, n in by_event.iter_rows():
-                key = f"{tt}/{et}"
-                counts.by_event[key] = counts.by_event.get(key, 0) + n
+                    for tt, et, n in by_event.iter_rows():
+                        key = f"{tt}/{et}"
+                        counts.by_event[key] = counts.by_event.get(key, 0) + n
+            self.bar.update("writing id maps", 0, 1)
             counts.events += batch.height
 
         for nt, keys in self.new_ids.items():
@@ -473,6 +480,26 @@ class _Ingest:
             new_ids={nt: s.len() for nt, s in self.new_ids.items()},
             id_map_sizes={nt: e.size for nt, e in manifest.id_maps.items()},
         )
+
+
+def lookup(keys: pl.Series, id_map: pl.DataFrame) -> np.ndarray:
+    """Contiguous ids of ``keys`` (all present in ``id_map``: ``external_id`` -> ``id``).
+
+    Integer ids in a compact range use a dense numpy table (one gather); other ids a
+    hash join.
+    """
+    if keys.len() == 0:
+        return np.empty(0, dtype=np.int64)
+    ext = id_map["external_id"]
+    if ext.dtype.is_integer() and keys.dtype.is_integer():
+        lo = min(int(keys.min()), int(ext.min()))
+        hi = max(int(keys.max()), int(ext.max()))
+        if hi - lo < 4 * (keys.len() + ext.len()) + 1_000_000:
+            table = np.full(hi - lo + 1, -1, dtype=np.int64)
+            table[ext.to_numpy() - lo] = id_map["id"].to_numpy()
+            return table[keys.to_numpy() - lo]
+    joined = keys.to_frame("external_id").join(id_map, on="external_id", how="left", maintain_order="left")
+    return joined["id"].to_numpy()
 
 
 def first_distinct(df: pl.DataFrame, cols: list[str]) -> pl.Series:

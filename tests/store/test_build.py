@@ -132,7 +132,8 @@ def test_partition_cache_is_used_and_keyed_by_checksum(store, monkeypatch):
     entry = store.manifest().partitions["2024-01-01"][0]
     assert entry.checksum.split(":")[1] in " ".join(p.name for p in files)
     a = partition_arrays(store, entry)
-    assert a["user"].shape[0] == 40
+    assert set(a) == {("item", "click"), ("ad", "impression")}
+    assert sum(g["user"].shape[0] for g in a.values()) == 40
     assert sum(again[et].num_edges for et in again.edge_types) == 240
 
 
