@@ -305,9 +305,3 @@ def _attach_features(data, store: GraphStore, version: int, nt: str, n: int, cat
         data[nt].cat_vocab = vocab
     if texts:
         data[nt].text = {c: full[c].fill_null("").to_list() for c in texts}
-
-
-def window_days(start: Any, end: Any) -> list[str]:
-    """UTC days touched by ``[start, end)`` (helper for callers sizing a build)."""
-    s, e = _to_utc(start).date(), (_to_utc(end) - dt.timedelta(microseconds=1)).date()
-    return [(s + dt.timedelta(days=i)).isoformat() for i in range((e - s).days + 1)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -48,23 +48,23 @@ def _errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-class SourceKind(str, Enum):
+class SourceKind(StrEnum):
     events = "events"
     movielens_100k = "movielens-100k"
 
 
-class Categorical(str, Enum):
+class Categorical(StrEnum):
     index = "index"
     onehot = "onehot"
 
 
-class Format(str, Enum):
+class Format(StrEnum):
     parquet = "parquet"
     csv = "csv"
     ndjson = "ndjson"
 
 
-class IdType(str, Enum):
+class IdType(StrEnum):
     int = "int"
     string = "string"
 

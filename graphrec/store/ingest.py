@@ -20,7 +20,6 @@ import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -574,7 +573,3 @@ def _echo(report: IngestReport) -> None:
             console.print(f"  [yellow]{st.status}[/]: " + escape(st.source + (f" - {st.note}" if st.note else "")))
     if report.reasons:
         console.print("  quarantined: " + ", ".join(f"{k} {v:,}" for k, v in report.reasons.items()))
-
-
-def source_paths(items: Iterable[SourceLike]) -> list[Path]:
-    return [p for p in resolve(items) if isinstance(p, Path)]

@@ -47,7 +47,7 @@ from graphrec.store.errors import (
     StoreNotFoundError,
     VersionNotFoundError,
 )
-from graphrec.store.manifest import Counts, FileEntry, IdMapEntry, Manifest
+from graphrec.store.manifest import FileEntry, IdMapEntry, Manifest
 from graphrec.store.schema import USER, LogSchema
 
 if TYPE_CHECKING:
@@ -528,6 +528,3 @@ def _day_key(value: Any, *, end: bool = False) -> str:
         t = t - dt.timedelta(microseconds=1)  # [start, end): an end at midnight excludes that day
     return t.date().isoformat()
 
-
-def empty_counts() -> Counts:
-    return Counts()

@@ -7,8 +7,6 @@ import torch
 from graphrec.store import GraphStore, build, ingest_movielens_100k, movielens_100k_sources
 
 
-
-
 @pytest.fixture
 def ml(tmp_path, ml100k):
     report = ingest_movielens_100k(tmp_path / "ml", ml100k, echo=False)
