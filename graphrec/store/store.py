@@ -524,7 +524,7 @@ def _to_utc(value: Any) -> dt.datetime:
 
 def _day_key(value: Any, *, end: bool = False) -> str:
     t = _to_utc(value)
-    if end and t.time() == dt.time(0) :
+    if end and t.time() == dt.time(0):
         t = t - dt.timedelta(microseconds=1)  # [start, end): an end at midnight excludes that day
     return t.date().isoformat()
 
