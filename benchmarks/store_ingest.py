@@ -36,6 +36,24 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
+class _Clock:
+    """Wall time and CPU time (user + system, all threads) of a block."""
+
+    def __enter__(self) -> _Clock:
+        self.load = os.getloadavg()[0]
+        self._r = resource.getrusage(resource.RUSAGE_SELF)
+        self._t = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds = time.perf_counter() - self._t
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        self.cpu_seconds = (r.ru_utime - self._r.ru_utime) + (r.ru_stime - self._r.ru_stime)
+
+    def as_dict(self) -> dict:
+        return {"seconds": self.seconds, "cpu_seconds": self.cpu_seconds, "load_before": self.load}
+
+
 # ------------------------------------------------------------------------------ phases (child)
 def phase_synth(args: argparse.Namespace) -> dict:
     from graphrec.store import synth
@@ -54,11 +72,10 @@ def phase_ingest(args: argparse.Namespace) -> dict:
 
     sources = [Path(p) for p in args.sources.split(",")]
     schema = LogSchema.load(args.work / "logs" / "schema.yaml")
-    t = time.perf_counter()
-    report = ingest(args.store, sources, schema=schema, echo=False)
-    seconds = time.perf_counter() - t
+    with _Clock() as clock:
+        report = ingest(args.store, sources, schema=schema, echo=False)
     assert report.invariant_ok
-    return {"seconds": seconds, "read": report.read, "accepted": report.accepted,
+    return {**clock.as_dict(), "read": report.read, "accepted": report.accepted,
             "duplicates": report.duplicates, "quarantined": report.quarantined,
             "partitions_written": len(report.partitions_written), "version": report.version}
 
@@ -71,9 +88,10 @@ def phase_build(args: argparse.Namespace) -> dict:
 
     out = {}
     for label in ("cold", "warm"):
-        t = time.perf_counter()
-        data = build(args.store, event_weights={"rating": "value"})
-        out[f"{label}_seconds"] = time.perf_counter() - t
+        with _Clock() as clock:
+            data = build(args.store, event_weights={"rating": "value"})
+        out[f"{label}_seconds"] = clock.seconds
+        out[f"{label}_cpu_seconds"] = clock.cpu_seconds
     out["edges"] = sum(int(data[et].num_edges) for et in data.edge_types if not et[1].startswith("rev_"))
     out["nodes"] = {nt: int(data[nt].num_nodes) for nt in data.node_types}
     return out
@@ -86,7 +104,7 @@ def phase_pandas(args: argparse.Namespace) -> dict:
 
     files = sorted((args.work / "logs" / "events").glob("*.parquet"))
     out = Path(args.store)
-    t = time.perf_counter()
+    clock = _Clock().__enter__()
     df = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
     read = len(df)
     required = ["timestamp", "user_id", "target_type", "target_id", "event_type"]
@@ -113,8 +131,8 @@ def phase_pandas(args: argparse.Namespace) -> dict:
         d.mkdir(parents=True, exist_ok=True)
         part[cols].to_parquet(d / "part.parquet", compression="zstd", index=False)
     bad.to_parquet(out / "quarantine.parquet", index=False)
-    seconds = time.perf_counter() - t
-    return {"seconds": seconds, "read": read, "accepted": len(df), "duplicates": duplicates,
+    clock.__exit__()
+    return {**clock.as_dict(), "read": read, "accepted": len(df), "duplicates": duplicates,
             "quarantined": len(bad), "pandas": pd.__version__, "numpy": np.__version__}
 
 
@@ -159,6 +177,7 @@ def main() -> None:
     logs, delta = args.work / "logs" / "events", args.work / "delta" / "events"
     try:
         res: dict = {"events": args.events, "days": args.days, "cpus": os.cpu_count(),
+                     "command": " ".join([Path(sys.executable).name, *sys.argv]),
                      "python": platform.python_version(), "machine": platform.machine()}
         import polars as pl
 
@@ -192,18 +211,19 @@ def main() -> None:
     f, d, r, b = res["full"], res["delta"], res["reingest"], res["build"]
     rows = [
         ("full ingest", f"{f['read']:,} rows in {f['seconds']:.2f} s = {f['events_per_s'] / 1e6:.2f} M events/s; "
-                        f"peak RSS {f['peak_rss_mb'] / 1024:.2f} GiB"),
+                        f"CPU {f['cpu_seconds']:.1f} s; peak RSS {f['peak_rss_mb'] / 1024:.2f} GiB; "
+                        f"load before {f['load_before']:.1f}"),
         ("delta ingest (1 day, 1%)", f"{d['read']:,} rows in {d['seconds']:.2f} s; "
                                      f"{d['partitions_written']} partition written"),
         ("full re-ingest", f"{r['read']:,} rows in {r['seconds']:.2f} s; "
                            f"delta/full = {100 * res['delta_vs_reingest']:.1f}%"),
         ("HeteroData build", f"{b['edges']:,} edges: cold cache {b['cold_seconds']:.2f} s, "
-                             f"warm cache {b['warm_seconds']:.2f} s; peak RSS {b['peak_rss_mb'] / 1024:.2f} GiB"),
+                             f"warm cache {b['warm_seconds']:.2f} s (CPU {b['warm_cpu_seconds']:.1f} s); peak RSS {b['peak_rss_mb'] / 1024:.2f} GiB"),
     ]
     if "pandas" in res:
         pd_ = res["pandas"]
         rows.append(("pandas ingest", f"{pd_['seconds']:.2f} s = {pd_['events_per_s'] / 1e6:.2f} M events/s; "
-                                      f"peak RSS {pd_['peak_rss_mb'] / 1024:.2f} GiB; "
+                                      f"CPU {pd_['cpu_seconds']:.1f} s; peak RSS {pd_['peak_rss_mb'] / 1024:.2f} GiB; "
                                       f"pandas/store time = {res['pandas_vs_store']:.2f}x"))
     width = max(len(k) for k, _ in rows)
     print()

@@ -40,6 +40,10 @@ FORMATS: dict[str, str] = {
     ".json": "ndjson",
 }
 
+#: Extensions picked up when a folder or glob is expanded (``.json`` only when named explicitly,
+#: so a schema or manifest lying beside the logs is not read as events).
+SCAN_EXTENSIONS = {ext for ext in FORMATS if ext != ".json"}
+
 #: An in-memory source: a display name and a frame already in the log schema.
 FrameSource = tuple[str, "pl.DataFrame | pl.LazyFrame"]
 SourceLike = "str | os.PathLike | FrameSource"
@@ -95,7 +99,7 @@ def resolve(sources: Iterable[SourceLike]) -> list[Path | FrameSource]:
         path = Path(text)
         if any(ch in text for ch in "*?["):
             matches = sorted(Path(p) for p in glob.glob(text, recursive=True))
-            files = [p for p in matches if p.is_file() and p.suffix.lower() in FORMATS]
+            files = [p for p in matches if p.is_file() and p.suffix.lower() in SCAN_EXTENSIONS]
             if not files:
                 raise SourceError(f"no input files match {text!r}")
             for p in files:
@@ -103,10 +107,10 @@ def resolve(sources: Iterable[SourceLike]) -> list[Path | FrameSource]:
         elif path.is_dir():
             files = sorted(
                 p for p in path.rglob("*")
-                if p.is_file() and p.suffix.lower() in FORMATS and not p.name.startswith(".")
+                if p.is_file() and p.suffix.lower() in SCAN_EXTENSIONS and not p.name.startswith(".")
             )
             if not files:
-                raise SourceError(f"folder {path} holds no .parquet, .csv, .tsv or .ndjson files")
+                raise SourceError(f"folder {path} holds no .parquet, .csv, .tsv, .ndjson or .jsonl files")
             for p in files:
                 add(p)
         elif path.is_file():

@@ -187,3 +187,13 @@ def test_progress_callback(tmp_path, schema):
     ingest(tmp_path / "st", [("a", events_frame(5))], schema=schema, echo=False,
            progress=lambda step, done, total: steps.append(step))
     assert "writing partitions" in steps and steps[-1] == "committing"
+
+
+def test_folder_scan_skips_json_sidecars(tmp_path, schema):
+    d = tmp_path / "logs"
+    d.mkdir()
+    events_frame(4).write_parquet(d / "a.parquet")
+    (d / "notes.json").write_text('{"not": "events"}')
+    (d / "schema.yaml").write_text(schema.to_yaml())
+    r = ingest(tmp_path / "st", [d], schema=schema, echo=False)
+    assert [f.source for f in r.files] == [str(d / "a.parquet")] and r.accepted == 4
