@@ -219,16 +219,17 @@ class _Ingest:
         keep = [c.name for c in columns]
         out: list[pl.DataFrame] = []
         for frame, (members, norm) in zip(frames, jobs, strict=True):
-            # The engine may return columns chunked differently; eager operations on such a
-            # frame copy everything again and again, so align the chunks once.
-            frame = frame.rechunk()
             by_file = {i: st for i, _, st in members}
             sources = {i: raw.source for i, raw, _ in members}
             present = members[0][1].columns
             n_bad = frame.height - frame[CODE].null_count()
             for i, n in frame[FILE].value_counts().iter_rows():
                 by_file[i].read += n
+            # The engine may return columns chunked differently; eager operations on such a
+            # frame copy everything again and again, so align the chunks once (below, only
+            # the columns still needed).
             if n_bad:
+                frame = frame.rechunk()
                 bad = frame.filter(pl.col(CODE).is_not_null()).with_columns(norm.describe)
                 self._quarantine_rows(pl.DataFrame({
                     "source": bad[FILE].replace_strict(list(sources), list(sources.values()), return_dtype=pl.String),
@@ -240,7 +241,7 @@ class _Ingest:
                     by_file[i].quarantined += n
                 good = frame.filter(pl.col(CODE).is_null()).select(*keep, FILE)
             else:
-                good = frame.select(*keep, FILE)
+                good = frame[[*keep, FILE]].rechunk()
             out.append(good)
         for st in self.stats:
             if st.table == table and st.status == "ok":
