@@ -287,11 +287,12 @@ class _Ingest:
         self.bar.update("deduplicating", 0, 1)
         batch = self._concat(frames)
         first = first_distinct(batch, self.schema.event_columns)
+        keep = None
         if not first.all():
-            self._count(batch.filter(~first)[FILE], "duplicates")
-            batch = batch.filter(first)
+            self._count(batch[FILE].filter(~first), "duplicates")
+            keep = first  # applied with the id columns below: one copy instead of two
         self.bar.update("assigning ids", 0, 1)
-        batch = self._map_ids(batch)
+        batch = self._map_ids(batch, keep)
         self.bar.update("checking stored duplicates", 0, 1)
         batch = self._drop_stored_duplicates(batch)
         self._count(batch[FILE], "accepted")
@@ -319,7 +320,8 @@ class _Ingest:
             self.id_maps[node_type] = current
         return current
 
-    def _map_ids(self, batch: pl.DataFrame) -> pl.DataFrame:
+    def _map_ids(self, batch: pl.DataFrame, keep: pl.Series | None = None) -> pl.DataFrame:
+        """Add contiguous ``user`` and ``target`` ids; keep only rows where ``keep`` is true."""
         users = self._extend_map(USER, batch["user_id"])
         user = lookup(batch["user_id"], users)
         self.bar.update("assigning target ids", 0, 1)
@@ -333,8 +335,8 @@ class _Ingest:
             target[mask] = lookup(keys, self._extend_map(tt, keys))
         stored = list(stored_event_schema(self.schema))
         self.bar.update("selecting", 0, 1)
-        batch = batch.with_columns(pl.Series("user", user), pl.Series("target", target))
-        return batch.select(*stored, FILE)
+        batch = batch.with_columns(pl.Series("user", user), pl.Series("target", target)).select(*stored, FILE)
+        return batch.filter(keep) if keep is not None else batch
 
     def _drop_stored_duplicates(self, batch: pl.DataFrame) -> pl.DataFrame:
         """Drop rows identical to events already stored for the same days."""

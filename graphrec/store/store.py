@@ -435,7 +435,7 @@ def _commit(root: Path, manifest: Manifest) -> None:
 def write_parquet_file(root: Path, rel_dir: str, stem: str, df: pl.DataFrame, version: int) -> FileEntry:
     """Write ``df`` under a fresh name in ``rel_dir`` (atomically) and describe it."""
     buf = io.BytesIO()
-    df.write_parquet(buf, compression="zstd", statistics=True)
+    df.write_parquet(buf, compression="zstd", compression_level=1, statistics=True)
     data = buf.getvalue()
     rel = f"{rel_dir}/{stem}-{_vname(version)}-{secrets.token_hex(4)}.parquet"
     atomic_write_bytes(root / rel, data)
