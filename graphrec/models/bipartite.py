@@ -1,0 +1,149 @@
+"""A registered backbone on the user-item graph, for recommendation.
+
+Users and items (or ads) form one homogeneous graph: user ``u`` is node ``u``, item ``i``
+is node ``num_users + i``, and every training interaction is an edge in both directions.
+The input of node ``v`` is a learnable ID embedding, node features from the store, or
+their sum; the backbone (any registered model: ``mf``, ``lightgcn``, ``gsm``, ``gesm``,
+``hopgcn``, ``gcn``...) maps the inputs to the output embeddings through its usual
+``forward(x, edge_index, edge_weight)``, and the score of a (user, item) pair is the dot
+product of their outputs. No backbone is re-implemented here.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+InputMode = Literal["id", "features", "both"]
+Init = Literal["xavier_normal", "xavier_uniform", "normal"]
+
+
+def init_embedding(weight: Tensor, init: Init, std: float = 0.1) -> None:
+    if init == "xavier_normal":
+        nn.init.xavier_normal_(weight)
+    elif init == "xavier_uniform":
+        nn.init.xavier_uniform_(weight)
+    elif init == "normal":
+        nn.init.normal_(weight, std=std)
+    else:
+        raise ValueError(f"unknown embedding init {init!r}; choose xavier_normal, xavier_uniform or normal")
+
+
+class NodeFeatureEncoder(nn.Module):
+    """Projects one node type's store features to ``dim``: standardised numeric columns
+    through a linear layer, plus one embedding per categorical column (index 0 = missing).
+
+    The standardisation statistics are computed once, here, and kept with the module, so
+    inference applies the transform that training used.
+    """
+
+    def __init__(self, dim: int, x: Tensor | None = None, x_cat: Tensor | None = None):
+        super().__init__()
+        if x is None and x_cat is None:
+            raise ValueError("a feature encoder needs numeric features (x) or categorical ones (x_cat)")
+        self.lin = None
+        if x is not None:
+            x = x.float()
+            mean, std = x.mean(0), x.std(0, unbiased=False)
+            std = torch.where(std > 0, std, torch.ones_like(std))
+            self.register_buffer("x", ((x - mean) / std).nan_to_num(0.0), persistent=False)
+            self.lin = nn.Linear(x.size(1), dim)
+        self.cats = nn.ModuleList()
+        if x_cat is not None:
+            self.register_buffer("x_cat", x_cat.long(), persistent=False)
+            for c in range(x_cat.size(1)):
+                emb = nn.Embedding(int(x_cat[:, c].max()) + 1, dim)
+                nn.init.normal_(emb.weight, std=0.1)
+                self.cats.append(emb)
+        self.dim = dim
+
+    def forward(self, index: Tensor) -> Tensor:
+        out = None
+        if self.lin is not None:
+            out = self.lin(self.x[index])
+        for c, emb in enumerate(self.cats):
+            e = emb(self.x_cat[index, c])
+            out = e if out is None else out + e
+        return out
+
+
+class BipartiteRecommender(nn.Module):
+    """Inputs (ID embeddings and/or features) -> backbone on the user+item graph -> embeddings.
+
+    Args:
+        num_users, num_items: node counts; items are offset by ``num_users``.
+        backbone: a registered model (possibly wrapped in :class:`~graphrec.nn.HopSampling`)
+            built with ``in_channels = dim``.
+        dim: input size (the ID-embedding size).
+        needs_graph: False for backbones that ignore edges (``mf``): only the rows needed by
+            a batch are computed.
+        inputs: ``"id"``, ``"features"`` or ``"both"`` (ID embedding + projected features).
+        user_features / item_features: ``(x, x_cat)`` pairs from the store (either may be None).
+    """
+
+    def __init__(
+        self,
+        num_users: int,
+        num_items: int,
+        backbone: nn.Module,
+        dim: int,
+        needs_graph: bool = True,
+        inputs: InputMode = "id",
+        user_features: tuple[Tensor | None, Tensor | None] | None = None,
+        item_features: tuple[Tensor | None, Tensor | None] | None = None,
+        init: Init = "xavier_normal",
+        init_std: float = 0.1,
+    ):
+        super().__init__()
+        if inputs not in ("id", "features", "both"):
+            raise ValueError(f"inputs must be 'id', 'features' or 'both', got {inputs!r}")
+        self.num_users, self.num_items, self.dim = num_users, num_items, dim
+        self.backbone = backbone
+        self.needs_graph = needs_graph
+        self.inputs = inputs
+        self.embedding = None
+        if inputs in ("id", "both"):
+            self.embedding = nn.Embedding(num_users + num_items, dim)
+            init_embedding(self.embedding.weight, init, init_std)
+        self.user_enc = self.item_enc = None
+        if inputs in ("features", "both"):
+            have = [f for f in (user_features, item_features) if f is not None and any(t is not None for t in f)]
+            if not have:
+                raise ValueError(f"inputs={inputs!r} needs node features, but the graph has none")
+            if user_features is not None and any(t is not None for t in user_features):
+                self.user_enc = NodeFeatureEncoder(dim, *user_features)
+            if item_features is not None and any(t is not None for t in item_features):
+                self.item_enc = NodeFeatureEncoder(dim, *item_features)
+
+    @property
+    def num_nodes(self) -> int:
+        return self.num_users + self.num_items
+
+    def ego(self, n_id: Tensor | None = None) -> Tensor:
+        """Backbone inputs of nodes ``n_id`` (default: all nodes)."""
+        if n_id is None:
+            n_id = torch.arange(self.num_nodes)
+        out = self.embedding(n_id) if self.embedding is not None else None
+        if self.user_enc is not None or self.item_enc is not None:
+            feats = torch.zeros(n_id.numel(), self.dim)
+            is_user = n_id < self.num_users
+            if self.user_enc is not None and bool(is_user.any()):
+                feats[is_user] = self.user_enc(n_id[is_user])
+            if self.item_enc is not None and bool((~is_user).any()):
+                feats[~is_user] = self.item_enc(n_id[~is_user] - self.num_users)
+            out = feats if out is None else out + feats
+        return out
+
+    def forward(self, edge_index: Tensor, n_id: Tensor | None = None, edge_weight: Tensor | None = None) -> Tensor:
+        """Output embeddings of the nodes of a graph.
+
+        ``edge_index`` indexes the nodes ``n_id`` (a sampled subgraph), or all nodes when
+        ``n_id`` is None. For a backbone that ignores edges, ``n_id`` may be any node list.
+        """
+        return self.backbone(self.ego(n_id), edge_index, edge_weight)
+
+    def auxiliary_loss(self) -> Tensor | None:
+        fn = getattr(self.backbone, "auxiliary_loss", None)
+        return fn() if fn is not None else None

@@ -1,0 +1,19 @@
+"""Graph sampling for mini-batch training: a pure-torch neighbour sampler behind PyG's loaders."""
+
+from graphrec.sampling.neighbor import (
+    CSRNeighborSampler,
+    link_loader,
+    neighbor_sampler,
+    node_loader,
+    pyg_sampler_available,
+    sample_k_of_d,
+)
+
+__all__ = [
+    "CSRNeighborSampler",
+    "link_loader",
+    "neighbor_sampler",
+    "node_loader",
+    "pyg_sampler_available",
+    "sample_k_of_d",
+]

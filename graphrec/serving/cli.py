@@ -1,0 +1,47 @@
+"""``graphrec recommend``: top-k unseen items for a user from an exported model folder."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+out = Console()
+err = Console(stderr=True)
+
+
+def recommend_cmd(
+    model: Annotated[str, typer.Option("--model", help="exported model folder (graphrec bench rec --export)")],
+    user: Annotated[str, typer.Option("--user", help="external user id, as in the store's logs")],
+    k: Annotated[int, typer.Option("-k", "--k", min=1, help="number of items")] = 10,
+    fallback: Annotated[str, typer.Option(help="for an unknown user: error, or popular (most interacted items)")] = "error",
+    include_seen: Annotated[bool, typer.Option("--include-seen", help="do not exclude items the user has seen")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Recommend K items the user has not seen yet (faiss inner-product search)."""
+    from graphrec.serving.recommend import UnknownUserError, load_recommender
+
+    if fallback not in ("error", "popular"):
+        err.print(f"[red]error:[/] --fallback must be 'error' or 'popular', got {fallback!r}")
+        raise typer.Exit(2)
+    try:
+        rec = load_recommender(model)
+        recs = rec.recommend(user, k, exclude_seen=not include_seen, fallback=fallback)  # type: ignore[arg-type]
+    except UnknownUserError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from None
+    except (FileNotFoundError, ValueError) as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    if as_json:
+        typer.echo(json.dumps([{"item": r.item, "score": r.score, "rank": r.rank, "source": r.source} for r in recs]))
+        return
+    table = Table(title=f"user {user}: top {k} {rec.target}s" + (" (popular fallback)" if recs and recs[0].source == "popular" else ""))
+    for col in ("rank", rec.target, "score"):
+        table.add_column(col, justify="right")
+    for r in recs:
+        table.add_row(str(r.rank), str(r.item), f"{r.score:.4f}")
+    out.print(table)

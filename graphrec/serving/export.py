@@ -1,0 +1,168 @@
+"""Export a trained recommender: embeddings keyed by external ids, an ANN index, a card.
+
+Layout of a model folder::
+
+    card.json                 format, model, config, metrics, store version, counts (written last)
+    model.pt                  the model's state_dict (load with torch.load(..., weights_only=True))
+    embeddings/user.parquet   external_id, id, embedding (list<float32>)
+    embeddings/<target>.parquet   the same for items (or ads)
+    seen.parquet              user, <target> (contiguous ids): every known interaction
+    popularity.parquet        id, external_id, count: targets by interactions, most popular first
+    index.faiss               inner-product index over the target embeddings
+
+The folder is written under a temporary name and renamed into place, so a reader never
+sees a half-written model; ``overwrite=True`` swaps an existing folder the same way.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from graphrec.io import atomic_open, atomic_write_json, fsync_dir
+from graphrec.serving.index import IndexKind, build_index, save_index
+
+FORMAT = "graphrec-recommender/1"
+
+
+def embeddings_frame(external_ids: list[Any] | None, emb: np.ndarray) -> pl.DataFrame:
+    n = emb.shape[0]
+    ext = external_ids if external_ids is not None else list(range(n))
+    return pl.DataFrame({
+        "external_id": ext,
+        "id": np.arange(n, dtype=np.int64),
+        "embedding": pl.Series(emb.astype(np.float32)).cast(pl.Array(pl.Float32, emb.shape[1])).cast(pl.List(pl.Float32)),
+    })  # fmt: skip
+
+
+def export_embeddings(
+    out_dir: str | os.PathLike,
+    user_emb: np.ndarray,
+    item_emb: np.ndarray,
+    *,
+    user_ids: list[Any] | None = None,
+    item_ids: list[Any] | None = None,
+    seen: tuple[np.ndarray, np.ndarray] | None = None,
+    target: str = "item",
+    index: IndexKind = "flat",
+    card: dict | None = None,
+    state_dict: dict | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write a model folder from embeddings (see the module docstring) and return its path.
+
+    ``seen`` is ``(user, item)`` contiguous-id pairs of every known interaction: what
+    :func:`~graphrec.serving.recommend` excludes, and what the popularity fallback counts.
+    """
+    out = Path(out_dir)
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out} exists; pass overwrite=True to replace it")
+    user_emb, item_emb = np.asarray(user_emb, np.float32), np.asarray(item_emb, np.float32)
+    if user_emb.ndim != 2 or item_emb.ndim != 2 or user_emb.shape[1] != item_emb.shape[1]:
+        raise ValueError(f"user and {target} embeddings must be 2-d with one width; got {user_emb.shape} and {item_emb.shape}")
+    for name, ids, emb in (("user", user_ids, user_emb), (target, item_ids, item_emb)):
+        if ids is not None and len(ids) != emb.shape[0]:
+            raise ValueError(f"{len(ids)} external {name} ids for {emb.shape[0]} {name} embeddings")
+        if ids is not None and len(set(ids)) != len(ids):
+            raise ValueError(f"external {name} ids are not unique")
+    su, si = (np.zeros(0, np.int64), np.zeros(0, np.int64)) if seen is None else (np.asarray(seen[0], np.int64), np.asarray(seen[1], np.int64))
+    if su.size and (su.min() < 0 or su.max() >= user_emb.shape[0] or si.min() < 0 or si.max() >= item_emb.shape[0]):
+        raise ValueError("seen pairs hold ids outside the embedding tables")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        (tmp / "embeddings").mkdir()
+        _write_parquet(embeddings_frame(user_ids, user_emb), tmp / "embeddings" / "user.parquet")
+        _write_parquet(embeddings_frame(item_ids, item_emb), tmp / "embeddings" / f"{target}.parquet")
+        seen_df = pl.DataFrame({"user": su, target: si}).unique().sort(["user", target])
+        _write_parquet(seen_df, tmp / "seen.parquet")
+        counts = np.bincount(si, minlength=item_emb.shape[0])
+        order = np.lexsort((np.arange(counts.size), -counts))
+        ext = item_ids if item_ids is not None else list(range(item_emb.shape[0]))
+        pop = pl.DataFrame({"id": order.astype(np.int64), "external_id": [ext[i] for i in order], "count": counts[order]})
+        _write_parquet(pop, tmp / "popularity.parquet")
+        save_index(build_index(item_emb, index), tmp / "index.faiss")
+        if state_dict is not None:
+            import torch
+
+            with atomic_open(tmp / "model.pt", "wb") as fh:
+                torch.save(state_dict, fh)
+        meta = {
+            "format": FORMAT,
+            "created_at": dt.datetime.now(dt.UTC).isoformat(),
+            "target": target,
+            "users": int(user_emb.shape[0]),
+            "targets": int(item_emb.shape[0]),
+            "dim": int(user_emb.shape[1]),
+            "seen_pairs": int(seen_df.height),
+            "index": index,
+            "user_id_type": _id_type(user_ids),
+            "target_id_type": _id_type(item_ids),
+            **(card or {}),
+        }
+        atomic_write_json(tmp / "card.json", meta)
+        _swap_into_place(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def export_model(model, data, out_dir: str | os.PathLike, *, config: dict | None = None,
+                 metrics: dict | None = None, index: IndexKind = "flat", overwrite: bool = False) -> Path:  # fmt: skip
+    """Export a trained model (:func:`~graphrec.tasks.link_prediction.fit`) on ``data`` (a ``RecData``)."""
+    from graphrec.tasks.link_prediction import compute_embeddings
+
+    users, items = compute_embeddings(model, data)
+    src = data.source
+    card = {
+        "model": (config or {}).get("model", {}).get("name") if config else type(model).__name__,
+        "config": config,
+        "metrics": metrics,
+        "data": {k: v for k, v in data.info.items() if _jsonable(v)},
+        "split": data.split.sizes(),
+    }
+    return export_embeddings(
+        out_dir, users.numpy(), items.numpy(), user_ids=src.user_ids, item_ids=src.item_ids,
+        seen=(src.user, src.item), target=src.target, index=index, card=card,
+        state_dict=model.state_dict(), overwrite=overwrite,
+    )  # fmt: skip
+
+
+def _write_parquet(df: pl.DataFrame, path: Path) -> None:
+    with atomic_open(path, "wb") as fh:
+        df.write_parquet(fh)
+
+
+def _id_type(ids: list[Any] | None) -> str:
+    if ids is None or not ids or all(isinstance(i, int | np.integer) for i in ids[:1000]):
+        return "int"
+    return "string"
+
+
+def _jsonable(value: Any) -> bool:
+    try:
+        json.dumps(value)
+        return True
+    except TypeError:
+        return False
+
+
+def _swap_into_place(tmp: Path, out: Path) -> None:
+    """Rename ``tmp`` to ``out``; an existing ``out`` is moved aside first and removed after."""
+    old = None
+    if out.exists():
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        os.replace(out, old)
+    os.replace(tmp, out)
+    fsync_dir(out.parent)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

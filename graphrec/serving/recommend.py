@@ -1,0 +1,170 @@
+"""Top-k recommendation from an exported model folder (see :mod:`graphrec.serving.export`).
+
+>>> from graphrec.serving import recommend
+>>> recommend("models/lightgcn", user=196, k=10)            # doctest: +SKIP
+[Recommendation(item=..., score=..., rank=1, source='model'), ...]
+
+Items the user has already interacted with (every pair known at export time) are never
+returned. An unknown user raises :class:`UnknownUserError`, unless
+``fallback="popular"``: then the ``k`` most popular items are returned (most
+interactions first, ties by id) with ``source="popular"`` and the count as the score.
+
+Loading is done once per folder and cached (:class:`Recommender`); a query on a warm
+recommender is one faiss search with the seen items excluded inside the index.
+This module does not import torch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import polars as pl
+
+from graphrec.serving.index import load_index, search
+
+Fallback = Literal["error", "popular"]
+
+
+class UnknownUserError(KeyError):
+    """The user id is not among the users of the model."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; show it plainly
+        return str(self.args[0]) if self.args else ""
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    item: Any  # external id of the item (or ad)
+    score: float
+    rank: int
+    source: str  # "model" or "popular"
+
+
+class Recommender:
+    """A loaded model folder: user embeddings, the item index, seen items, popularity."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        card_path = self.path / "card.json"
+        if not card_path.is_file():
+            raise FileNotFoundError(f"{self.path} is not an exported model (no card.json); export one with "
+                                    "`graphrec bench rec --export DIR` or graphrec.serving.export_model()")  # fmt: skip
+        self.card = json.loads(card_path.read_text())
+        self.target = self.card["target"]
+        users = pl.read_parquet(self.path / "embeddings" / "user.parquet")
+        items = pl.read_parquet(self.path / "embeddings" / f"{self.target}.parquet", columns=["external_id", "id"])
+        self.user_id_type = self.card.get("user_id_type", "int")
+        self._user_index = dict(zip(users["external_id"].to_list(), users["id"].to_list(), strict=True))
+        dim = self.card["dim"]
+        self.user_emb = np.ascontiguousarray(
+            users["embedding"].list.to_array(dim).to_numpy(), dtype=np.float32
+        ).reshape(-1, dim)
+        self.item_ids = items.sort("id")["external_id"].to_list()
+        seen = pl.read_parquet(self.path / "seen.parquet")
+        su, si = seen["user"].to_numpy(), seen[self.target].to_numpy()
+        self._seen_ptr = np.zeros(self.user_emb.shape[0] + 1, dtype=np.int64)
+        np.cumsum(np.bincount(su, minlength=self.user_emb.shape[0]), out=self._seen_ptr[1:])
+        self._seen = si.astype(np.int64)  # sorted by user, then item
+        pop = pl.read_parquet(self.path / "popularity.parquet")
+        self._popular = pop["id"].to_numpy()
+        self._popular_count = pop["count"].to_numpy()
+        self.index = load_index(self.path / "index.faiss")
+        self._lock = threading.Lock()  # faiss searches with selectors are not re-entrant on one index
+
+    @property
+    def num_users(self) -> int:
+        return self.user_emb.shape[0]
+
+    @property
+    def num_items(self) -> int:
+        return len(self.item_ids)
+
+    def user_index(self, user: Any) -> int | None:
+        """Contiguous id of external ``user`` (strings of digits are accepted for int ids)."""
+        key = user
+        if self.user_id_type == "int" and isinstance(user, str):
+            try:
+                key = int(user)
+            except ValueError:
+                return None
+        elif self.user_id_type == "string" and not isinstance(user, str):
+            key = str(user)
+        if isinstance(key, np.integer):
+            key = int(key)
+        return self._user_index.get(key)
+
+    def seen(self, user: Any) -> list[Any]:
+        """External ids of the items ``user`` has interacted with."""
+        u = self._require(user)
+        return [self.item_ids[i] for i in self._seen_row(u)]
+
+    def _seen_row(self, u: int) -> np.ndarray:
+        return self._seen[self._seen_ptr[u] : self._seen_ptr[u + 1]]
+
+    def _require(self, user: Any) -> int:
+        u = self.user_index(user)
+        if u is None:
+            raise UnknownUserError(
+                f"unknown user {user!r}: not among the {self.num_users} users of the model at {self.path} "
+                "(pass fallback='popular' / --fallback popular for the most popular items instead)"
+            )
+        return u
+
+    def recommend(self, user: Any, k: int = 10, *, exclude_seen: bool = True, fallback: Fallback = "error") -> list[Recommendation]:
+        """The ``k`` best-scored items for ``user`` (fewer only if the catalogue runs out)."""
+        if k < 1:
+            raise ValueError(f"k must be a positive integer, got {k}")
+        if fallback not in ("error", "popular"):
+            raise ValueError(f"fallback must be 'error' or 'popular', got {fallback!r}")
+        u = self.user_index(user)
+        if u is None:
+            if fallback == "popular":
+                return self.popular(k)
+            self._require(user)
+        exclude = [self._seen_row(u)] if exclude_seen else None
+        with self._lock:
+            scores, ids = search(self.index, self.user_emb[u : u + 1], k, exclude)
+        return [
+            Recommendation(self.item_ids[int(i)], float(s), r + 1, "model")
+            for r, (s, i) in enumerate(zip(scores[0], ids[0], strict=True)) if i >= 0
+        ]  # fmt: skip
+
+    def popular(self, k: int = 10, exclude: np.ndarray | None = None) -> list[Recommendation]:
+        """The ``k`` items with the most interactions (the fallback for unknown users)."""
+        ids, counts = self._popular, self._popular_count
+        if exclude is not None and exclude.size:
+            keep = ~np.isin(ids, exclude)
+            ids, counts = ids[keep], counts[keep]
+        return [Recommendation(self.item_ids[int(i)], float(c), r + 1, "popular")
+                for r, (i, c) in enumerate(zip(ids[:k], counts[:k], strict=True))]  # fmt: skip
+
+
+_CACHE: dict[Path, tuple[float, Recommender]] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def load_recommender(model_dir: str | os.PathLike) -> Recommender:
+    """The :class:`Recommender` of ``model_dir``, loaded once and reused while its card is unchanged."""
+    path = Path(model_dir).resolve()
+    card = path / "card.json"
+    mtime = card.stat().st_mtime if card.is_file() else -1.0
+    with _CACHE_LOCK:
+        hit = _CACHE.get(path)
+        if hit is not None and hit[0] == mtime:
+            return hit[1]
+    rec = Recommender(path)
+    with _CACHE_LOCK:
+        _CACHE[path] = (mtime, rec)
+    return rec
+
+
+def recommend(model_dir: str | os.PathLike, user: Any, k: int = 10, *, exclude_seen: bool = True,
+              fallback: Fallback = "error") -> list[Recommendation]:  # fmt: skip
+    """Top-``k`` unseen items for ``user`` from the model exported at ``model_dir``."""
+    return load_recommender(model_dir).recommend(user, k, exclude_seen=exclude_seen, fallback=fallback)

@@ -1,0 +1,209 @@
+"""Recommendation benchmark: dataset x models x seeds, full-ranking metrics, mean ± std.
+
+Every model sees the same split for a given seed (paired comparison). A model row is a
+registered backbone (``mf``, ``lightgcn``, ``gesm``...), the same with ``+hop`` (trained
+with hop sampling, evaluated at full depth), or ``pyg_lightgcn`` (PyG's LightGCN with the
+``lightgcn`` config, for a side-by-side check).
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from graphrec.io import atomic_write_json
+from graphrec.models import get_spec
+from graphrec.tasks.link_prediction import RecFitResult, run_rec
+from graphrec.tasks.rec_config import REFERENCE_MODELS, RecConfig, resolve_rec_config
+from graphrec.tasks.rec_data import Interactions, RecData, load_interactions
+
+HOP_SUFFIX = "+hop"
+
+
+@dataclass
+class ModelRow:
+    """One row of the benchmark: what to build and under which name to report it."""
+
+    name: str  # as reported: "lightgcn", "lightgcn+hop", "pyg_lightgcn"
+    config_model: str  # registry model whose config applies
+    reference: str | None = None
+    hop_sampling: bool = False
+
+
+def parse_models(models: list[str], hop_both: bool = False) -> list[ModelRow]:
+    """``["mf", "lightgcn+hop", "pyg_lightgcn"]`` -> rows; ``hop_both`` adds ``+hop`` rows for propagation models."""
+    rows: list[ModelRow] = []
+    for raw in models:
+        name = raw.strip().lower().replace("-", "_")
+        hop = name.endswith(HOP_SUFFIX)
+        base = name[: -len(HOP_SUFFIX)] if hop else name
+        if base in REFERENCE_MODELS:
+            if hop:
+                raise ValueError(f"hop sampling does not apply to the reference model {base!r}")
+            rows.append(ModelRow(base, REFERENCE_MODELS[base], reference=base))
+            continue
+        spec = get_spec(base)
+        if hop and not spec.propagation:
+            raise ValueError(f"{base!r} is not a propagation model, so {raw!r} has no hop sampling to apply")
+        rows.append(ModelRow(name, base, hop_sampling=hop))
+        if hop_both and not hop and spec.propagation:
+            rows.append(ModelRow(base + HOP_SUFFIX, base, hop_sampling=True))
+    seen: set[str] = set()
+    out = []
+    for r in rows:
+        if r.name not in seen:
+            seen.add(r.name)
+            out.append(r)
+    return out
+
+
+def row_config(row: ModelRow, dataset: str | None, overrides: list[str], config_file: str | None) -> RecConfig:
+    extra = ["train.hop_sampling.enabled=true"] if row.hop_sampling else []
+    return resolve_rec_config(row.config_model, dataset, list(overrides) + extra, config_file)
+
+
+@dataclass
+class RecBenchRun:
+    dataset: str
+    model: str
+    hop_sampling: bool
+    config: dict
+    fits: list[RecFitResult] = field(default_factory=list)
+    seeds: list[int] = field(default_factory=list)
+
+
+def run_rec_benchmark(
+    dataset: str,
+    models: list[ModelRow],
+    seeds: int = 5,
+    seed_start: int = 0,
+    overrides: list[str] | None = None,
+    config_file: str | None = None,
+    export_dir: str | Path | None = None,
+    console: Console | None = None,
+    show_progress: bool = True,
+    interactions: Interactions | None = None,
+) -> list[RecBenchRun]:
+    """Train and evaluate every model row for ``seeds`` seeds on ``dataset`` (name or store path)."""
+    console = console or Console(stderr=True)
+    overrides = list(overrides or [])
+    cfgs = {r.name: row_config(r, _dataset_key(dataset), overrides, config_file) for r in models}  # fail fast
+    first = next(iter(cfgs.values()))
+    inter = interactions or load_interactions(dataset, first.data)
+    splits: dict[tuple[str, int], RecData] = {}
+    runs: list[RecBenchRun] = []
+    with Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        TextColumn("{task.fields[info]}"), console=console, disable=not show_progress, transient=True,
+    ) as bar:  # fmt: skip
+        total = bar.add_task("runs", total=len(models) * seeds, info="")
+        epochs = bar.add_task("epochs", total=1, info="")
+        for row in models:
+            cfg = cfgs[row.name]
+            if cfg.data.model_dump() != first.data.model_dump() and interactions is None:
+                src = load_interactions(dataset, cfg.data)  # a model with its own data section
+            else:
+                src = inter
+            run = RecBenchRun(_dataset_key(dataset) or str(dataset), row.name, row.hop_sampling, cfg.model_dump())
+            for s in range(seed_start, seed_start + seeds):
+                key = (json.dumps(cfg.data.model_dump(), sort_keys=True, default=str), s)
+                if key not in splits:
+                    splits[key] = src.split(cfg.data, s)
+                data = splits[key]
+                bar.update(total, description=f"{run.dataset} {row.name} seed {s}")
+                bar.reset(epochs, total=cfg.train.epochs)
+
+                def tick(epoch, n, info, _bar=bar, _task=epochs, _stop=cfg.train.stop_on):
+                    val = f"valid {_stop} {info['valid']:.4f}" if "valid" in info else ""
+                    _bar.update(_task, completed=epoch, info=f"loss {info['loss']:.4f} {val}")
+
+                model, fit = run_rec(data, cfg, s, tick, row.reference)
+                if export_dir is not None and s == seed_start:
+                    from graphrec.serving import export_model
+
+                    export_model(model, data, Path(export_dir) / row.name, config=cfg.model_dump(),
+                                 metrics={"valid": fit.valid, "test": fit.test, "seed": s}, overwrite=True)  # fmt: skip
+                fit.state_dict = None
+                run.fits.append(fit)
+                run.seeds.append(s)
+                bar.advance(total)
+            runs.append(run)
+    return runs
+
+
+def _dataset_key(dataset: str | Path) -> str | None:
+    from graphrec.tasks.rec_data import DATASETS
+
+    return str(dataset).lower() if str(dataset).lower() in DATASETS else None
+
+
+def summarize(runs: list[RecBenchRun]) -> list[dict[str, Any]]:
+    """One JSON-ready row per (dataset, model, metric, k): mean, std and per-seed values of the test metric."""
+    rows = []
+    for run in runs:
+        names = [n for n in run.fits[0].test if "@" in n]
+        for name in names:
+            metric, k = name.split("@")
+            vals = [f.test[name] for f in run.fits]
+            rows.append({
+                "dataset": run.dataset,
+                "model": run.model,
+                "metric": metric,
+                "k": int(k),
+                "mean": statistics.fmean(vals),
+                "std": statistics.stdev(vals) if len(vals) > 1 else 0.0,
+                "seeds": len(vals),
+                "values": vals,
+                "seed_list": run.seeds,
+                "valid_mean": statistics.fmean(f.valid[name] for f in run.fits),
+                "s_per_epoch": statistics.fmean(f.s_per_epoch for f in run.fits),
+                "epochs_mean": statistics.fmean(f.epochs for f in run.fits),
+                "best_epoch_mean": statistics.fmean(f.best_epoch for f in run.fits),
+                "seconds": sum(f.seconds for f in run.fits),
+                "hop_sampling": run.hop_sampling,
+                "split": run.config["data"]["split"],
+                "config": run.config,
+            })  # fmt: skip
+    return rows
+
+
+def results_table(rows: list[dict], metrics=("recall", "ndcg", "mrr", "hit"), ks=(10, 20)) -> Table:
+    title = "Recommendation (test, full ranking, best-validation epoch): mean ± std"
+    table = Table(title=title)
+    for col in ("dataset", "model", *[f"{m}@{k}" for k in ks for m in metrics], "seeds", "s/epoch", "epochs"):
+        table.add_column(col, justify="left" if col in ("dataset", "model") else "right", no_wrap=True)
+    by = {}
+    for r in rows:
+        by.setdefault((r["dataset"], r["model"]), {})[f"{r['metric']}@{r['k']}"] = r
+    for (ds, model), cells in by.items():
+        any_row = next(iter(cells.values()))
+        vals = []
+        for k in ks:
+            for m in metrics:
+                c = cells.get(f"{m}@{k}")
+                vals.append(f"{c['mean']:.4f} ± {c['std']:.4f}" if c else "")
+        table.add_row(ds, model, *vals, str(any_row["seeds"]), f"{any_row['s_per_epoch']:.2f}", f"{any_row['epochs_mean']:.0f}")
+    return table
+
+
+def environment() -> dict:
+    return {
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+    }
+
+
+def write_results(path: str | Path, rows: list[dict], command: str | None = None) -> None:
+    env = environment()
+    atomic_write_json(path, [r | {"environment": env, "command": command} for r in rows])

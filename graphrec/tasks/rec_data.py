@@ -1,0 +1,241 @@
+"""Interactions from the graph store, split into a training graph and held-out pairs.
+
+:class:`Interactions` holds every (user, target) event of one target type with the
+store's contiguous ids, the external ids (from the store's id maps) and node features;
+:meth:`Interactions.split` turns it into :class:`RecData` for one seed. The
+message-passing graph of :class:`RecData` is built from the training pairs only.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from graphrec.metrics import CSR
+from graphrec.tasks.rec_config import RecDataConfig
+from graphrec.tasks.splits import EdgeSplit, drop_cold, leave_one_out, random_split, time_split
+
+USER = "user"
+Features = tuple[Tensor | None, Tensor | None]  # (numeric x, categorical x_cat)
+
+
+@dataclass
+class Interactions:
+    """All interactions between users and one target type, before any split."""
+
+    user: np.ndarray  # int64, contiguous user ids
+    item: np.ndarray  # int64, contiguous target ids
+    time: np.ndarray  # int64, epoch seconds
+    num_users: int
+    num_items: int
+    target: str = "item"
+    user_ids: list[Any] | None = None  # external id of each user (index = contiguous id)
+    item_ids: list[Any] | None = None
+    user_features: Features | None = None
+    item_features: Features | None = None
+    info: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name, arr, n in (("user", self.user, self.num_users), ("item", self.item, self.num_items)):
+            if arr.size and (arr.min() < 0 or arr.max() >= n):
+                raise ValueError(f"{name} ids must be in [0, {n}); got {arr.min()}..{arr.max()}")
+        if self.user_ids is not None and len(self.user_ids) != self.num_users:
+            raise ValueError(f"{len(self.user_ids)} external user ids for {self.num_users} users")
+        if self.item_ids is not None and len(self.item_ids) != self.num_items:
+            raise ValueError(f"{len(self.item_ids)} external {self.target} ids for {self.num_items} {self.target}s")
+
+    @classmethod
+    def from_hetero(cls, data, target: str = "item", event_types: list[str] | None = None,
+                    store=None) -> Interactions:  # fmt: skip
+        """Interactions from a store build (``HeteroData`` with ``('user', event, target)`` edges).
+
+        External ids come from ``store`` (a :class:`~graphrec.store.GraphStore` or path),
+        or from the store recorded in ``data.store_info`` when it exists.
+        """
+        if target == USER or target not in data.node_types:
+            raise ValueError(f"unknown target node type {target!r}; the graph has {[t for t in data.node_types if t != USER]}")
+        etypes = [et for et in data.edge_types if et[0] == USER and et[2] == target and not et[1].startswith("rev_")]
+        known = sorted(et[1] for et in etypes)
+        if event_types is not None:
+            missing = sorted(set(event_types) - set(known))
+            if missing:
+                raise ValueError(f"no {missing} events on {target!r} in the graph; it has {known}")
+            etypes = [et for et in etypes if et[1] in event_types]
+        if not etypes:
+            raise ValueError(f"the graph has no user -> {target!r} edges")
+        users, items, times = [], [], []
+        for et in etypes:
+            s = data[et]
+            users.append(s.edge_index[0].numpy())
+            items.append(s.edge_index[1].numpy())
+            t = getattr(s, "edge_time", None)
+            times.append(t.numpy() if t is not None else np.zeros(s.edge_index.size(1), dtype=np.int64))
+        n_users, n_items = int(data[USER].num_nodes), int(data[target].num_nodes)
+        info: dict[str, Any] = {"event_types": [et[1] for et in etypes], "target": target}
+        store_info = getattr(data, "store_info", None)
+        if store_info is not None:
+            info["store"] = dict(store_info)
+        user_ids = item_ids = None
+        if store is None and store_info is not None and Path(store_info["root"]).exists():
+            store = store_info["root"]
+        if store is not None:
+            from graphrec.store import GraphStore
+
+            st = store if isinstance(store, GraphStore) else GraphStore(store)
+            version = store_info.get("version") if store_info else None
+            user_ids = _external_ids(st, USER, version, n_users)
+            item_ids = _external_ids(st, target, version, n_items)
+        return cls(
+            user=np.concatenate(users).astype(np.int64),
+            item=np.concatenate(items).astype(np.int64),
+            time=np.concatenate(times).astype(np.int64),
+            num_users=n_users,
+            num_items=n_items,
+            target=target,
+            user_ids=user_ids,
+            item_ids=item_ids,
+            user_features=_features(data[USER]),
+            item_features=_features(data[target]),
+            info=info,
+        )
+
+    @classmethod
+    def from_store(cls, store, cfg: RecDataConfig | None = None, version: int | None = None) -> Interactions:
+        """Build the graph of ``store`` (window, event types and k-core from ``cfg``) and read its interactions."""
+        from graphrec.store import GraphStore, build
+
+        cfg = cfg or RecDataConfig()
+        st = store if isinstance(store, GraphStore) else GraphStore(store)
+        data = build(st, version=version, window=tuple(cfg.window) if cfg.window else None,
+                     event_types=cfg.event_types, target_types=[cfg.target],
+                     min_interactions=cfg.min_interactions, reverse=False)  # fmt: skip
+        return cls.from_hetero(data, cfg.target, cfg.event_types, store=st)
+
+    def split(self, cfg: RecDataConfig | None = None, seed: int = 0) -> RecData:
+        """Split into train / validation / test for one run (``cfg.split_seed`` overrides ``seed``)."""
+        cfg = cfg or RecDataConfig()
+        if cfg.split == "random":
+            s = random_split(self.user, self.item, cfg.ratios, seed if cfg.split_seed is None else cfg.split_seed, self.time)
+        elif cfg.split == "loo":
+            s = leave_one_out(self.user, self.item, self.time)
+        elif cfg.split == "time":
+            s = time_split(self.user, self.item, self.time, quantiles=cfg.time_quantiles)
+        else:  # pragma: no cover - pydantic validates the choice
+            raise ValueError(f"unknown split {cfg.split!r}")
+        s = drop_cold(s, self.num_users, self.num_items, users=True, items=cfg.drop_cold_items)
+        s.check_disjoint(self.num_items)
+        return RecData(self.num_users, self.num_items, s, self, info={**self.info, "split": s.method, **s.info})
+
+
+@dataclass
+class RecData:
+    """One split of :class:`Interactions`: training graph, held-out pairs, lookup tables."""
+
+    num_users: int
+    num_items: int
+    split: EdgeSplit
+    source: Interactions
+    info: dict = field(default_factory=dict)
+
+    @property
+    def target(self) -> str:
+        return self.source.target
+
+    @property
+    def num_nodes(self) -> int:
+        return self.num_users + self.num_items
+
+    @property
+    def train(self) -> Tensor:
+        return self.split.train
+
+    @cached_property
+    def graph(self) -> Tensor:
+        """Message-passing ``edge_index`` of the user+item graph: training pairs only, both directions.
+
+        Item ``i`` is node ``num_users + i``.
+        """
+        u, i = self.split.train[0], self.split.train[1] + self.num_users
+        return torch.stack([torch.cat([u, i]), torch.cat([i, u])])
+
+    def csr(self, part: str) -> CSR:
+        """Items per user in ``part`` (``train``, ``valid``, ``test``)."""
+        return self._csr[part]
+
+    @cached_property
+    def _csr(self) -> dict[str, CSR]:
+        return {p: CSR.from_pairs(getattr(self.split, p)[0], getattr(self.split, p)[1], self.num_users)
+                for p in ("train", "valid", "test")}  # fmt: skip
+
+    @cached_property
+    def item_counts(self) -> Tensor:
+        """Training interactions per item."""
+        return torch.bincount(self.split.train[1], minlength=self.num_items)
+
+    def train_keys(self) -> Tensor:
+        """Sorted ``user * num_items + item`` of the training pairs."""
+        c = self.csr("train")
+        rows = torch.repeat_interleave(torch.arange(self.num_users), c.row_lengths())
+        return rows * self.num_items + c.indices
+
+    def summary(self) -> dict[str, Any]:
+        return {"users": self.num_users, self.target + "s": self.num_items, **self.split.sizes(),
+                "split": self.split.method}  # fmt: skip
+
+
+def _external_ids(store, node_type: str, version: int | None, n: int) -> list[Any]:
+    m = store.id_map(node_type, version).sort("id")
+    if m.height < n:
+        raise ValueError(f"the store's {node_type} id map has {m.height} ids, the graph {n} nodes")
+    return m["external_id"].head(n).to_list()
+
+
+def _features(node_store) -> Features | None:
+    x = getattr(node_store, "x", None)
+    x_cat = getattr(node_store, "x_cat", None)
+    if x is None and x_cat is None:
+        return None
+    return (x.float() if x is not None else None, x_cat.long() if x_cat is not None else None)
+
+
+# ---------------------------------------------------------------------------- datasets
+DATASETS = {"ml-100k": "MovieLens-100k (GroupLens): 943 users, 1682 items, 100k ratings as implicit feedback"}
+
+
+def dataset_store(name: str) -> Path:
+    """A graph store holding the public dataset ``name``, ingested once into the cache."""
+    from graphrec.data import cache_dir
+    from graphrec.data.movielens import movielens_100k_dir
+    from graphrec.store import GraphStore, ingest_movielens_100k
+
+    key = name.lower()
+    if key not in DATASETS:
+        raise ValueError(f"unknown recommendation dataset {name!r}; known: {sorted(DATASETS)} (or pass a store path)")
+    root = Path(cache_dir()) / "stores" / key
+    if GraphStore.exists(root) and GraphStore(root).version >= 1:
+        return root
+    ingest_movielens_100k(root, movielens_100k_dir(), echo=False)
+    return root
+
+
+def load_interactions(dataset: str | os.PathLike, cfg: RecDataConfig | None = None) -> Interactions:
+    """Interactions of a named dataset (``ml-100k``) or of a graph-store folder."""
+    from graphrec.store import GraphStore
+
+    if isinstance(dataset, str) and dataset.lower() in DATASETS:
+        inter = Interactions.from_store(dataset_store(dataset), cfg)
+        inter.info["dataset"] = dataset.lower()
+        return inter
+    path = Path(dataset)
+    if not GraphStore.exists(path):
+        raise ValueError(f"{dataset!r} is neither a known dataset ({sorted(DATASETS)}) nor a graph store folder")
+    inter = Interactions.from_store(path, cfg)
+    inter.info["dataset"] = str(path)
+    return inter

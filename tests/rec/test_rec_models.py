@@ -1,0 +1,99 @@
+import pytest
+import torch
+from torch_geometric.nn.models import LightGCN as PyGLightGCN
+from torch_geometric.utils import coalesce, to_undirected
+
+from graphrec.models import MODELS, build_model
+from graphrec.models.bipartite import BipartiteRecommender
+from graphrec.nn import HopSampling
+
+
+def _graph(n=30, e=90, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    ei = coalesce(to_undirected(torch.randint(0, n, (2, e), generator=g)))
+    return ei[:, ei[0] != ei[1]]
+
+
+def test_registered_with_the_k_step_contract():
+    assert MODELS["lightgcn"].propagation and not MODELS["mf"].propagation
+    assert build_model("lightgcn", 8, 8).num_steps == 3
+    with pytest.raises(ValueError, match="model.K"):
+        build_model("lightgcn", 8, 8, K=0)
+    with pytest.raises(ValueError, match="unknown key"):
+        build_model("mf", 8, 8, hidden=3)
+
+
+def test_lightgcn_matches_torch_geometric():
+    ei = _graph()
+    for K in (1, 2, 3):
+        ref = PyGLightGCN(30, 16, K)
+        ours = build_model("lightgcn", 16, 16, K=K)
+        x = ref.embedding.weight
+        assert torch.allclose(ours(x, ei), ref.get_embedding(ei), atol=1e-6)
+    assert not list(build_model("lightgcn", 16, 16).parameters())  # no weights on ID embeddings
+    assert build_model("lightgcn", 8, 16)(torch.randn(30, 8), ei).shape == (30, 16)
+
+
+def test_lightgcn_steps_and_hop_sampling():
+    ei, x = _graph(), torch.randn(30, 8)
+    m = build_model("lightgcn", 8, 8, K=4)
+    assert torch.allclose(m(x, ei, steps=0), x)
+    assert torch.allclose(m(x, ei, steps=4), m(x, ei))
+    steps = torch.randint(0, 5, (30,))
+    per_node = m(x, ei, steps=steps)
+    for k in range(5):
+        sel = steps == k
+        assert torch.allclose(per_node[sel], m(x, ei, steps=k)[sel], atol=1e-6)
+    hs = HopSampling(m, granularity="node")
+    hs.train()
+    hs(x, ei)
+    assert isinstance(hs.last_steps, torch.Tensor) and hs.last_steps.min() >= 1
+    hs.eval()
+    assert torch.allclose(hs(x, ei), m(x, ei))
+    with pytest.raises(ValueError, match="requested 5 steps"):
+        m(x, ei, steps=5)
+
+
+def test_lightgcn_gradient_flows_through_the_cached_operator():
+    ei = _graph()
+    x = torch.randn(30, 8, requires_grad=True)
+    m = build_model("lightgcn", 8, 8, K=2)
+    m(x, ei).pow(2).sum().backward()
+    ref_x = x.detach().clone().requires_grad_(True)
+    ref = PyGLightGCN(30, 8, 2)
+    ref.embedding.weight = torch.nn.Parameter(ref_x)
+    ref.get_embedding(ei).pow(2).sum().backward()
+    assert torch.allclose(x.grad, ref.embedding.weight.grad, atol=1e-5)
+
+
+@pytest.mark.parametrize("name, params", [
+    ("mf", {}), ("lightgcn", {"K": 2}), ("gsm", {"hidden": 16, "K": 3}), ("gcn", {"hidden": 16}),
+    ("gesm", {"hidden": 4, "heads": 2, "K": 3}), ("hopgcn", {"K": 2, "hidden": 16}),
+])
+def test_any_registered_backbone_runs_on_the_bipartite_graph(name, params):
+    U, I, d = 6, 9, 8
+    ei = torch.tensor([[0, 1, 2, 3, 4, 5, 0], [6, 7, 8, 9, 10, 11, 14]])
+    ei = torch.cat([ei, ei.flip(0)], 1)
+    rec = BipartiteRecommender(U, I, build_model(name, d, d, **params), d, needs_graph=name != "mf")
+    out = rec(ei)
+    assert out.shape == (U + I, d) and torch.isfinite(out).all()
+    out[:U].sum().backward()
+    assert rec.embedding.weight.grad is not None
+
+
+def test_store_features_as_inputs():
+    U, I, d = 4, 5, 8
+    ux, ucat = torch.randn(U, 3), torch.tensor([[1, 0], [2, 1], [0, 1], [1, 2]])
+    ix = torch.randn(I, 2)
+    rec = BipartiteRecommender(U, I, build_model("mf", d, d), d, needs_graph=False, inputs="features",
+                               user_features=(ux, ucat), item_features=(ix, None))  # fmt: skip
+    assert rec.embedding is None
+    out = rec(torch.zeros(2, 0, dtype=torch.long), n_id=torch.tensor([0, 5, 8]))
+    assert out.shape == (3, d)
+    # users with the same features get the same input
+    same = BipartiteRecommender(2, 1, build_model("mf", d, d), d, inputs="features",
+                                user_features=(torch.ones(2, 1), None), item_features=None)  # fmt: skip
+    e = same.ego()
+    assert torch.allclose(e[0], e[1]) and torch.all(e[2] == 0)
+    with pytest.raises(ValueError, match="needs node features"):
+        BipartiteRecommender(2, 1, build_model("mf", d, d), d, inputs="both")
