@@ -140,6 +140,17 @@ def run_cmd(
                 config=None, label_rate=None, hop_sampling=False, both=False, quiet=False)  # fmt: skip
 
 
+def _mount_rec() -> None:
+    from graphrec.serving.cli import recommend_cmd
+    from graphrec.tasks.rec_cli import bench_rec
+
+    bench_app.command("rec")(bench_rec)
+    app.command("recommend")(recommend_cmd)
+
+
+_mount_rec()
+
+
 def main() -> None:  # pragma: no cover
     app()
 
