@@ -236,7 +236,7 @@ def _is_good(line: str) -> bool:
             and parts[2] in ("item", "ad") and parts[5].isdigit())
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=30, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 @given(mixtures())
 def test_invariant_on_random_mixtures(files):
     with tempfile.TemporaryDirectory() as tmp:
