@@ -112,8 +112,11 @@ def schema_cmd(
 @store_app.command()
 @_errors
 def ingest(
-    paths: Annotated[list[Path], typer.Argument(help="Files, folders or globs (events); the ml-100k folder (movielens-100k).")],
     store: StoreOpt,
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Files, folders or globs (events; may be empty with --attributes); the ml-100k folder (movielens-100k)."),
+    ] = None,
     source: Annotated[SourceKind, typer.Option("--source", help="What the paths hold.")] = SourceKind.events,
     schema: Annotated[Path | None, typer.Option(help="Log schema for a new store (YAML or JSON).")] = None,
     attributes: Annotated[
@@ -128,6 +131,7 @@ def ingest(
     from graphrec.store import ingest as do_ingest
     from graphrec.store.adapters import ingest_movielens_100k
 
+    paths = paths or []
     if source is SourceKind.movielens_100k:
         if len(paths) != 1:
             raise typer.BadParameter("--source movielens-100k takes one path: the ml-100k folder")

@@ -83,3 +83,14 @@ def test_errors_are_one_line_with_exit_1(tmp_path):
     assert r.exit_code == 1 and "another process" in r.output
     r = invoke("info", "--store", store.root, "--version", 9)
     assert r.exit_code == 1 and "never committed" in r.output
+
+
+def test_attributes_only(tmp_path, logs):
+    logs_dir, _ = logs
+    st = tmp_path / "st"
+    assert invoke("init", "--store", st, "--schema", logs_dir / "schema.yaml").exit_code == 0
+    r = invoke("ingest", "--store", st, "-a", f"user={logs_dir / 'users.parquet'}", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["new_ids"]["user"] > 0
+    r = invoke("ingest", "--store", st)
+    assert r.exit_code == 1 and "nothing to ingest" in r.output
