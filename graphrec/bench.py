@@ -141,7 +141,7 @@ def results_table(results: list[BenchResult], title: str = "Node classification 
         scale = 100 if r.metric == "accuracy" else 1
         fmt = "{:.1f} ± {:.1f}" if scale == 100 else "{:.3f} ± {:.3f}"
         table.add_row(
-            r.dataset, r.model + (" +hop" if r.hop_sampling and "hop" not in r.model else ""), r.metric,
+            r.dataset, r.model + (" +hop" if r.hop_sampling else ""), r.metric,
             fmt.format(scale * r.mean, scale * r.std), str(r.seeds), f"{r.ms_per_epoch:.1f}",
             f"{r.epochs_mean:.0f}", f"{r.seconds:.1f}",
         )  # fmt: skip

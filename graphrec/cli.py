@@ -14,6 +14,17 @@ from rich.table import Table
 app = typer.Typer(no_args_is_help=True, help="graphrec: graph-centric recommender platform.", add_completion=False)
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks on public datasets.")
 app.add_typer(bench_app, name="bench")
+plot_app = typer.Typer(no_args_is_help=True, help="Figures from benchmark runs.")
+app.add_typer(plot_app, name="plot")
+
+
+def _mount_store() -> None:
+    from graphrec.store.cli import store_app
+
+    app.add_typer(store_app, name="store", help="Interaction logs to versioned user-item-ad graphs.")
+
+
+_mount_store()
 
 out = Console()
 err = Console(stderr=True)
@@ -77,6 +88,45 @@ def bench_nodes(
     if json_path:
         write_results(json_path, results, command="graphrec " + shlex.join(sys.argv[1:]))
         err.print(f"wrote {json_path}")
+
+
+@plot_app.command("depth")
+def plot_depth_cmd(
+    dataset: Annotated[str, typer.Option()] = "Cora",
+    models: Annotated[str, typer.Option(help="propagation models (K-step contract)")] = "gsm,hopgcn",
+    depths: Annotated[str, typer.Option(help="comma-separated K values")] = "2,4,8,16,32",
+    seeds: Annotated[int, typer.Option(min=1)] = 3,
+    out_png: Annotated[str, typer.Option("--out", help="PNG path")] = "depth.png",
+    json_path: Annotated[str | None, typer.Option("--json")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set")] = None,
+) -> None:
+    """Accuracy against depth K, with and without hop sampling, to a PNG."""
+    from graphrec.config import ConfigError, resolve_config
+    from graphrec.models import get_spec
+    from graphrec.plots import depth_study, plot_depth, save_points
+
+    ms = [m.lower() for m in _split(models)]
+    try:
+        ks = [int(k) for k in _split(depths)]
+        for m in ms:
+            if not get_spec(m).propagation:
+                _fail(f"{m!r} has no depth K (not a propagation model)")
+            resolve_config(m, dataset, list(set_ or []))
+    except (ConfigError, KeyError, ValueError) as exc:
+        _fail(str(exc).strip("'\""))
+    points = depth_study(dataset, ms, ks, seeds, list(set_ or []))
+    table = Table(title=f"{dataset}: test accuracy vs depth")
+    for col in ("model", "K", "fixed K", "hop sampling"):
+        table.add_column(col)
+    for m in ms:
+        for k in ks:
+            cell = {p.hop_sampling: f"{100 * p.mean:.1f} ± {100 * p.std:.1f}" for p in points if p.model == m and p.K == k}
+            table.add_row(m, str(k), cell.get(False, ""), cell.get(True, ""))
+    out.print(table)
+    plot_depth(points, out_png)
+    err.print(f"wrote {out_png}")
+    if json_path:
+        save_points(points, json_path)
 
 
 @app.command("datasets")

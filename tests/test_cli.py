@@ -58,3 +58,21 @@ def test_config_command_prints_resolved_yaml():
     res = runner.invoke(app, ["config", "gesm", "--dataset", "PPI", "--set", "train.epochs=5"])
     assert res.exit_code == 0, res.output
     assert "epochs: 5" in res.stdout and "heads: 15" in res.stdout
+
+
+def test_plot_depth_writes_png(shared_data, tmp_path):
+    png, js = tmp_path / "d.png", tmp_path / "d.json"
+    res = runner.invoke(
+        app,
+        ["plot", "depth", "--dataset", "Cora", "--models", "sgc", "--depths", "1,3", "--seeds", "1",
+         "--out", str(png), "--json", str(js)],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    points = json.loads(js.read_text())
+    assert {(p["K"], p["hop_sampling"]) for p in points} == {(1, False), (1, True), (3, False), (3, True)}
+
+
+def test_plot_depth_rejects_models_without_depth():
+    res = runner.invoke(app, ["plot", "depth", "--models", "gcn"])
+    assert res.exit_code == 2 and "propagation" in res.output
