@@ -12,7 +12,14 @@ from torch_geometric.metrics import (
     LinkPredRecall,
 )
 
-from graphrec.metrics import CSR, RankingAccumulator, embedding_scorer, evaluate_topk, hits_from_topk, per_user_metrics
+from graphrec.metrics import (
+    CSR,
+    RankingAccumulator,
+    embedding_scorer,
+    evaluate_topk,
+    hits_from_topk,
+    per_user_metrics,
+)
 
 PYG = {
     "recall": LinkPredRecall,
@@ -89,8 +96,8 @@ def _brute_force(scores, truth_sets, exclude_sets, k):
 
 def test_evaluate_topk_masks_excluded_items_and_is_chunk_invariant():
     g = torch.Generator().manual_seed(0)
-    U, I, d = 37, 50, 8
-    users_e, items_e = torch.randn(U, d, generator=g), torch.randn(I, d, generator=g)
+    U, V, d = 37, 50, 8
+    users_e, items_e = torch.randn(U, d, generator=g), torch.randn(V, d, generator=g)
     scores = users_e @ items_e.t()
     # exclude each user's 5 best-scored items: a masked item must never be counted
     ex_items = torch.topk(scores, 5, dim=1).indices
@@ -98,11 +105,11 @@ def test_evaluate_topk_masks_excluded_items_and_is_chunk_invariant():
     # truth: 3 random items per user, one of them a masked one (it cannot be a hit)
     tr_u, tr_i = [], []
     for u in range(U):
-        for i in {int(ex_items[u, 0]), *torch.randint(0, I, (2,), generator=g).tolist()}:
+        for i in {int(ex_items[u, 0]), *torch.randint(0, V, (2,), generator=g).tolist()}:
             tr_u.append(u)
             tr_i.append(i)
     truth = CSR.from_pairs(torch.tensor(tr_u), torch.tensor(tr_i), U)
-    results = [evaluate_topk(embedding_scorer(users_e, items_e), truth, I, (5, 10), exclude, chunk_size=c)
+    results = [evaluate_topk(embedding_scorer(users_e, items_e), truth, V, (5, 10), exclude, chunk_size=c)
                for c in (1, 7, None)]  # fmt: skip
     for r in results[1:]:
         assert r == pytest.approx(results[0])

@@ -40,6 +40,8 @@ from torch_geometric.sampler import (
 )
 from torch_geometric.sampler.neighbor_sampler import edge_sample, node_sample
 
+_UNSET = torch.iinfo(torch.long).max
+
 
 def pyg_sampler_available() -> bool:
     """True when PyG's compiled neighbour sampling (pyg-lib or torch-sparse) is importable."""
@@ -51,7 +53,8 @@ def pyg_sampler_available() -> bool:
 def sample_k_of_d(deg: Tensor, k: int, replace: bool = False, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
     """For each row with degree ``deg[r]``: ``min(k, deg[r])`` distinct offsets in ``[0, deg[r])``.
 
-    Returns ``(row, offset)`` pairs, rows ascending. With ``replace=True`` every row with a
+    Returns ``(row, offset)`` pairs (rows with at most k neighbours first; not sorted).
+    With ``replace=True`` every row with a
     neighbour draws exactly ``k`` offsets, with replacement. ``k < 0`` takes all offsets.
     """
     deg = deg.long()
@@ -63,7 +66,7 @@ def sample_k_of_d(deg: Tensor, k: int, replace: bool = False, generator: torch.G
     if replace:
         has = deg > 0
         rows = torch.nonzero(has).view(-1).repeat_interleave(k)
-        r = torch.rand(rows.numel(), generator=generator)
+        r = torch.rand(rows.numel(), generator=generator, dtype=torch.float64)
         return rows, (r * deg[rows]).long().clamp_(max=(deg[rows] - 1).clamp(min=0))
     small = deg <= k
     # Rows with at most k neighbours keep them all.
@@ -80,16 +83,13 @@ def sample_k_of_d(deg: Tensor, k: int, replace: bool = False, generator: torch.G
     chosen = torch.empty(b_rows.numel(), k, dtype=torch.long)
     for i in range(k):
         j = d - k + i  # candidate range [0, j]
-        t = (torch.rand(b_rows.numel(), generator=generator) * (j + 1).to(torch.float64)).long()
+        t = (torch.rand(b_rows.numel(), generator=generator, dtype=torch.float64) * (j + 1)).long()
         t = torch.minimum(t, j)
         if i > 0:
             dup = (chosen[:, :i] == t.view(-1, 1)).any(1)
             t = torch.where(dup, j, t)
         chosen[:, i] = t
-    rows = torch.cat([s_rep, b_rows.repeat_interleave(k)])
-    offs = torch.cat([s_off, chosen.view(-1)])
-    order = torch.argsort(rows, stable=True)
-    return rows[order], offs[order]
+    return torch.cat([s_rep, b_rows.repeat_interleave(k)]), torch.cat([s_off, chosen.view(-1)])
 
 
 class CSRNeighborSampler(BaseSampler):
@@ -128,6 +128,7 @@ class CSRNeighborSampler(BaseSampler):
         if seed is not None:
             self.generator = torch.Generator().manual_seed(seed)
         self._local = torch.full((self.num_nodes,), -1, dtype=torch.long)  # global -> local, reset after use
+        self._first = torch.full((self.num_nodes,), _UNSET, dtype=torch.long)  # scratch, reset after use
 
     @property
     def num_hops(self) -> int:
@@ -148,27 +149,29 @@ class CSRNeighborSampler(BaseSampler):
         num_sampled_nodes, num_sampled_edges = [n_nodes], []
         try:
             for k in self.num_neighbors:
-                r, off = sample_k_of_d(self.deg[frontier_g], k, self.replace, self.generator)
-                dst_local = frontier[r]
-                pos = self.colptr[frontier_g[r]] + off
-                nbr = self.row[pos]
-                nbr_local = local[nbr]
+                r, off = sample_k_of_d(self.deg.index_select(0, frontier_g), k, self.replace, self.generator)
+                dst_local = frontier.index_select(0, r)
+                pos = self.colptr.index_select(0, frontier_g.index_select(0, r)) + off
+                nbr = self.row.index_select(0, pos)
+                nbr_local = local.index_select(0, nbr)
                 new = nbr_local < 0
                 if bool(new.any()):
                     cand = nbr[new]
-                    uniq, inv = torch.unique(cand, return_inverse=True)
-                    first_pos = torch.full((uniq.numel(),), cand.numel(), dtype=torch.long)
-                    first_pos.scatter_reduce_(0, inv, torch.arange(cand.numel()), reduce="amin")
-                    new_nodes = uniq[torch.argsort(first_pos)]  # in order of first discovery
+                    # First occurrence of each new node, without sorting: min position per node.
+                    pos_in = torch.arange(cand.numel())
+                    first = self._first
+                    first.scatter_reduce_(0, cand, pos_in, reduce="amin")
+                    new_nodes = cand[first.index_select(0, cand) == pos_in]  # in order of first discovery
+                    first[cand] = _UNSET
                     local[new_nodes] = torch.arange(n_nodes, n_nodes + new_nodes.numel())
-                    nbr_local = local[nbr]
+                    nbr_local = local.index_select(0, nbr)
                 else:
                     new_nodes = torch.zeros(0, dtype=torch.long)
                 nodes.append(new_nodes)
                 n_nodes += new_nodes.numel()
                 rows.append(nbr_local)
                 cols.append(dst_local)
-                edges.append(self.perm[pos])
+                edges.append(self.perm.index_select(0, pos))
                 num_sampled_nodes.append(new_nodes.numel())
                 num_sampled_edges.append(pos.numel())
                 frontier_g, frontier = new_nodes, local[new_nodes]

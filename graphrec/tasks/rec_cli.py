@@ -44,7 +44,14 @@ def bench_rec(
     from graphrec.config import ConfigError
     from graphrec.data import DatasetNotAvailableError
     from graphrec.store import StoreError
-    from graphrec.tasks.rec_bench import parse_models, results_table, row_config, run_rec_benchmark, summarize, write_results
+    from graphrec.tasks.rec_bench import (
+        parse_models,
+        results_table,
+        row_config,
+        run_rec_benchmark,
+        summarize,
+        write_results,
+    )
 
     if threads is not None:
         torch.set_num_threads(threads)

@@ -41,7 +41,7 @@ class RecTrainConfig(_Strict):
     reg_weight: float = Field(0.0, ge=0, description="L2 on the batch's input embeddings (LightGCN-style)")
     batch_size: int = Field(2048, ge=1, description="positive pairs per step")
     epochs: int = Field(300, ge=1)
-    patience: int = Field(10, ge=1, description="evaluations without improvement before stopping")
+    patience: int = Field(30, ge=1, description="evaluations without improvement before stopping")
     eval_every: int = Field(1, ge=1, description="epochs between validation evaluations")
     stop_on: str = Field("ndcg@10", description="validation metric for early stopping and model selection")
     embedding_dim: int = Field(64, ge=1)
@@ -50,7 +50,7 @@ class RecTrainConfig(_Strict):
     init_std: float = Field(0.1, gt=0, description="for init: normal")
     hop_sampling: HopSamplingConfig = HopSamplingConfig()
     sampler: Literal["full", "neighbor"] = Field("full", description="full-graph steps, or sampled subgraphs")
-    num_neighbors: list[int] = Field([10, 10], description="neighbour sampler: fan-out per hop (-1 = all)")
+    num_neighbors: list[int] = Field([10, 10, 10], description="neighbour sampler: fan-out per hop (-1 = all)")
 
     @field_validator("stop_on")
     @classmethod

@@ -8,6 +8,7 @@ message-passing graph of :class:`RecData` is built from the training pairs only.
 
 from __future__ import annotations
 
+import fcntl
 import os
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -221,7 +222,11 @@ def dataset_store(name: str) -> Path:
     root = Path(cache_dir()) / "stores" / key
     if GraphStore.exists(root) and GraphStore(root).version >= 1:
         return root
-    ingest_movielens_100k(root, movielens_100k_dir(), echo=False)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    with open(root.parent / f".{key}.lock", "w") as lock:  # concurrent first uses wait for one ingest
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (GraphStore.exists(root) and GraphStore(root).version >= 1):
+            ingest_movielens_100k(root, movielens_100k_dir(), echo=False)
     return root
 
 

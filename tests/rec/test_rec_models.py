@@ -71,21 +71,21 @@ def test_lightgcn_gradient_flows_through_the_cached_operator():
     ("gesm", {"hidden": 4, "heads": 2, "K": 3}), ("hopgcn", {"K": 2, "hidden": 16}),
 ])
 def test_any_registered_backbone_runs_on_the_bipartite_graph(name, params):
-    U, I, d = 6, 9, 8
+    U, V, d = 6, 9, 8
     ei = torch.tensor([[0, 1, 2, 3, 4, 5, 0], [6, 7, 8, 9, 10, 11, 14]])
     ei = torch.cat([ei, ei.flip(0)], 1)
-    rec = BipartiteRecommender(U, I, build_model(name, d, d, **params), d, needs_graph=name != "mf")
+    rec = BipartiteRecommender(U, V, build_model(name, d, d, **params), d, needs_graph=name != "mf")
     out = rec(ei)
-    assert out.shape == (U + I, d) and torch.isfinite(out).all()
+    assert out.shape == (U + V, d) and torch.isfinite(out).all()
     out[:U].sum().backward()
     assert rec.embedding.weight.grad is not None
 
 
 def test_store_features_as_inputs():
-    U, I, d = 4, 5, 8
+    U, V, d = 4, 5, 8
     ux, ucat = torch.randn(U, 3), torch.tensor([[1, 0], [2, 1], [0, 1], [1, 2]])
-    ix = torch.randn(I, 2)
-    rec = BipartiteRecommender(U, I, build_model("mf", d, d), d, needs_graph=False, inputs="features",
+    ix = torch.randn(V, 2)
+    rec = BipartiteRecommender(U, V, build_model("mf", d, d), d, needs_graph=False, inputs="features",
                                user_features=(ux, ucat), item_features=(ix, None))  # fmt: skip
     assert rec.embedding is None
     out = rec(torch.zeros(2, 0, dtype=torch.long), n_id=torch.tensor([0, 5, 8]))

@@ -2,7 +2,14 @@ import numpy as np
 import pytest
 import torch
 
-from graphrec.tasks.splits import EdgeSplit, dedup_pairs, drop_cold, leave_one_out, random_split, time_split
+from graphrec.tasks.splits import (
+    EdgeSplit,
+    dedup_pairs,
+    drop_cold,
+    leave_one_out,
+    random_split,
+    time_split,
+)
 
 
 def _log(n_per_user, seed=0, n_items=500):

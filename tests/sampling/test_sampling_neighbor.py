@@ -8,7 +8,14 @@ from scipy.stats import chisquare
 from torch_geometric.data import Data, HeteroData
 from torch_geometric.sampler import NegativeSampling, NodeSamplerInput
 
-from graphrec.sampling import CSRNeighborSampler, link_loader, neighbor_sampler, node_loader, pyg_sampler_available, sample_k_of_d
+from graphrec.sampling import (
+    CSRNeighborSampler,
+    link_loader,
+    neighbor_sampler,
+    node_loader,
+    pyg_sampler_available,
+    sample_k_of_d,
+)
 
 
 def _random_graph(n=200, e=2000, seed=0):
@@ -145,3 +152,38 @@ def test_same_marginals_as_pyg_sampler():  # pragma: no cover - runs where PyG's
     a = torch.bincount((ours.node[ours.row] % 7), minlength=7)[1:].numpy()
     b = torch.bincount((theirs.node[theirs.row] % 7), minlength=7)[1:].numpy()
     assert chisquare(a, b * a.sum() / b.sum()).pvalue > 1e-3
+
+
+@pytest.mark.dgl
+def test_same_subset_distribution_as_dgl():
+    """Two-sample chi-square: our 2-of-5 subsets against DGL's sample_neighbors on the same graph."""
+    from scipy.stats import chi2_contingency
+
+    try:
+        from graphrec.store import import_dgl
+
+        dgl = import_dgl()
+    except ImportError:
+        pytest.skip("DGL is not installed")
+    copies, leaves, k = 3000, 5, 2
+    data = _stars(copies, leaves)
+    seeds = torch.arange(copies) * (leaves + 1)
+    keys = {c: i for i, c in enumerate(itertools.combinations(range(1, leaves + 1), k))}
+
+    def tally(src: torch.Tensor, dst: torch.Tensor) -> np.ndarray:
+        off = (src - dst).view(-1)
+        order = torch.argsort(dst * 10 + off)
+        pairs = off[order].view(-1, k).tolist()
+        counts = np.zeros(len(keys))
+        for p in pairs:
+            counts[keys[tuple(p)]] += 1
+        return counts
+
+    ours = CSRNeighborSampler(data, [k], seed=0).sample(seeds)
+    a = tally(ours.node[ours.row], ours.node[ours.col])
+    g = dgl.graph((data.edge_index[0], data.edge_index[1]), num_nodes=data.num_nodes)
+    sg = dgl.sampling.sample_neighbors(g, seeds, k)
+    src, dst = sg.edges()
+    b = tally(src, dst)
+    assert a.sum() == b.sum() == copies
+    assert chi2_contingency(np.stack([a, b])).pvalue > 1e-3
