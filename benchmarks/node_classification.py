@@ -15,6 +15,7 @@ import argparse
 import shlex
 import sys
 
+import torch
 import torch.nn.functional as F
 from rich.console import Console
 from torch import nn
@@ -75,7 +76,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--no-reference", action="store_true", help="skip PyG's GCN example")
     ap.add_argument("--set", action="append", default=[], help="config override, e.g. train.epochs=100")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     extra = None if args.no_reference else {REFERENCE: ("gcn", lambda i, o: PyGExampleGCN(i, o))}
     results = run_node_benchmark(
         args.datasets.split(","), args.models.split(","), args.seeds, overrides=args.set, extra=extra

@@ -52,8 +52,13 @@ def bench_nodes(
     hop_sampling: Annotated[bool, typer.Option("--hop-sampling", help="train with a random number of steps")] = False,
     both: Annotated[bool, typer.Option("--hop-sampling-both", help="run each propagation model with and without hop sampling")] = False,
     quiet: Annotated[bool, typer.Option(help="no progress bar")] = False,
+    threads: Annotated[int | None, typer.Option(min=1, help="torch CPU threads (default: torch's choice)")] = None,
 ) -> None:
     """Node classification: mean ± std of the test metric at the best-validation epoch."""
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
     from graphrec.bench import results_table, run_node_benchmark, write_results
     from graphrec.config import ConfigError, resolve_config
     from graphrec.data import DatasetNotAvailableError
@@ -187,7 +192,7 @@ def run_cmd(
 ) -> None:
     """The main job on its embedded defaults: the node-classification benchmark on Cora and CiteSeer."""
     bench_nodes(datasets="Cora,CiteSeer", models=models, seeds=seeds, seed_start=0, json_path=None, set_=None,
-                config=None, label_rate=None, hop_sampling=False, both=False, quiet=False)  # fmt: skip
+                config=None, label_rate=None, hop_sampling=False, both=False, quiet=False, threads=None)  # fmt: skip
 
 
 def _mount_rec() -> None:

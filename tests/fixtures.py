@@ -7,10 +7,10 @@ import pickle
 from collections import defaultdict
 from pathlib import Path
 
+import networkx as nx
 import numpy as np
 import scipy.sparse as sp
 from networkx.readwrite import json_graph
-import networkx as nx
 
 
 def write_planetoid(raw_dir: Path, prefix: str, num_train=60, num_val=500, num_test=100, num_unlabelled=40,

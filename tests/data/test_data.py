@@ -5,7 +5,6 @@ import urllib.error
 import pytest
 import torch
 
-from fixtures import write_planetoid, write_ppi
 from graphrec.data import (
     DatasetNotAvailableError,
     available_datasets,
@@ -16,6 +15,8 @@ from graphrec.data import (
     load_planetoid,
     load_ppi,
 )
+
+from fixtures import write_planetoid, write_ppi
 
 
 def test_data_root_prefers_env(monkeypatch, tmp_path):

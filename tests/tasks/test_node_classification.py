@@ -2,12 +2,13 @@ import pytest
 import torch
 from torch_geometric.data import Data
 
-from fixtures import write_ppi
 from graphrec.bench import build_backbone, run_one
 from graphrec.config import TrainConfig, resolve_config
 from graphrec.data import load_ppi
 from graphrec.models import build_model
 from graphrec.tasks.node_classification import fit, micro_f1, optimizer_for, seed_everything
+
+from fixtures import write_ppi
 
 
 def planted_partition(n=300, classes=3, f=20, p_in=0.08, p_out=0.005, seed=0) -> Data:

@@ -1,0 +1,99 @@
+"""Training-step time per model, measured round-robin so that every model sees the same
+machine load, plus PyG's own GCN example as the reference and one whole 300-epoch GESM run.
+
+    python -m benchmarks.epoch_time --datasets Cora,CiteSeer --rounds 5 --epochs 20
+
+Reports the median ms per training epoch (forward, backward, Adam step) over rounds,
+the ratio of our GCN to PyG's example, and the wall time of a full 300-epoch GESM fit
+(early stopping off, evaluation every epoch included).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import torch
+
+from benchmarks.node_classification import PyGExampleGCN
+from graphrec.bench import build_backbone, environment
+from graphrec.config import resolve_config
+from graphrec.data import load_planetoid
+from graphrec.tasks.node_classification import fit, optimizer_for, prepare, seed_everything
+
+MODELS = ["gcn", "pyg-gcn-example", "gat", "appnp", "sgc", "sage", "gsm", "gesm"]
+
+
+def make(name, data):
+    cfg = resolve_config("gcn" if name == "pyg-gcn-example" else name, data.name)
+    seed_everything(0)
+    if name == "pyg-gcn-example":
+        model = PyGExampleGCN(data.num_features, data.num_classes)
+    else:
+        model = build_backbone(cfg, data.num_features, data.num_classes)
+    return model, optimizer_for(model, cfg.train)
+
+
+def step(model, opt, data):
+    model.train()
+    opt.zero_grad(set_to_none=True)
+    out = model(data.x, data.edge_index)
+    loss = torch.nn.functional.cross_entropy(out[data.train_mask], data.y[data.train_mask])
+    aux = model.auxiliary_loss() if hasattr(model, "auxiliary_loss") else None
+    (loss + aux if aux is not None else loss).backward()
+    opt.step()
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--datasets", default="Cora,CiteSeer")
+    ap.add_argument("--models", default=",".join(MODELS))
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--epochs", type=int, default=20, help="training steps per model per round")
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--full-gesm", action="store_true", help="also time a whole 300-epoch GESM fit on Cora")
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    out = {"environment": environment(), "rows": [], "full_gesm": None}
+    for ds in args.datasets.split(","):
+        data = prepare(load_planetoid(ds), True)
+        models = {m: make(m, data) for m in args.models.split(",")}
+        for model, opt in models.values():
+            for _ in range(3):  # warm-up: caches (normalised adjacency, CSR features)
+                step(model, opt, data)
+        times = {m: [] for m in models}
+        for _ in range(args.rounds):
+            for m, (model, opt) in models.items():
+                t0 = time.perf_counter()
+                for _ in range(args.epochs):
+                    step(model, opt, data)
+                times[m].append(1000 * (time.perf_counter() - t0) / args.epochs)
+        for m, ts in times.items():
+            out["rows"].append({"dataset": ds, "model": m, "ms_per_epoch": statistics.median(ts), "rounds": ts})
+        print(f"\n{ds}: median ms per training epoch over {args.rounds} rounds of {args.epochs} epochs")
+        for m, ts in times.items():
+            print(f"  {m:18s} {statistics.median(ts):8.1f}")
+        if "gcn" in times and "pyg-gcn-example" in times:
+            ratio = statistics.median(times["gcn"]) / statistics.median(times["pyg-gcn-example"])
+            print(f"  ratio gcn / pyg-gcn-example = {ratio:.2f}")
+    if args.full_gesm:
+        data = load_planetoid("Cora")
+        cfg = resolve_config("gesm", "Cora", ["train.epochs=300", "train.patience=1000"])
+        seed_everything(0)
+        model = build_backbone(cfg, data.num_features, data.num_classes)
+        res = fit(data, model, cfg.train)
+        out["full_gesm"] = {"epochs": res.epochs, "seconds": res.seconds, "test": res.test}
+        print(f"\nGESM, Cora, {res.epochs} epochs (early stopping off): {res.seconds:.1f} s, test {100 * res.test:.1f}%")
+    print(json.dumps(out["environment"]))
+    if args.json:
+        from graphrec.io import atomic_write_json
+
+        atomic_write_json(args.json, out)
+
+
+if __name__ == "__main__":
+    main()
