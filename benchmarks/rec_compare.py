@@ -23,9 +23,33 @@ COLUMNS = [("recall", 10), ("ndcg", 10), ("mrr", 10), ("hit", 10), ("recall", 20
 
 
 def load(paths: list[str]) -> list[dict]:
-    rows = []
+    """Rows of all files; rows of one (dataset, model, metric, k) from several runs (e.g. seeds
+    0-2 and 3-4) are merged by seed and their mean and std recomputed."""
+    groups: dict[tuple, list[dict]] = {}
     for p in paths:
-        rows += json.loads(Path(p).read_text())
+        for r in json.loads(Path(p).read_text()):
+            groups.setdefault((r["dataset"], r["model"], r["metric"], r["k"]), []).append(r)
+    rows = []
+    for parts in groups.values():
+        if len(parts) == 1:
+            rows.append(parts[0])
+            continue
+        by_seed: dict[int, float] = {}
+        for r in parts:
+            for s, v in zip(r["seed_list"], r["values"], strict=True):
+                by_seed.setdefault(s, v)  # a seed run twice is deterministic: keep the first
+        seeds = sorted(by_seed)
+        vals = [by_seed[s] for s in seeds]
+        n = [r["seeds"] for r in parts]
+        merged = dict(parts[0])
+        merged.update(
+            values=vals, seed_list=seeds, seeds=len(vals), mean=statistics.fmean(vals),
+            std=statistics.stdev(vals) if len(vals) > 1 else 0.0,
+            s_per_epoch=sum(r["s_per_epoch"] * k for r, k in zip(parts, n, strict=True)) / sum(n),
+            epochs_mean=sum(r["epochs_mean"] * k for r, k in zip(parts, n, strict=True)) / sum(n),
+            command=[r.get("command") for r in parts],
+        )  # fmt: skip
+        rows.append(merged)
     return rows
 
 

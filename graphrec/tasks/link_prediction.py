@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -89,8 +90,12 @@ class PyGLightGCN(nn.Module):
     """``torch_geometric.nn.models.LightGCN`` behind the interface of :class:`BipartiteRecommender`
     (reference for the side-by-side benchmark)."""
 
-    def __init__(self, num_users: int, num_items: int, dim: int, K: int, init: str = "xavier_uniform", init_std: float = 0.1):
+    def __init__(self, num_users: int, num_items: int, dim: int, K: int, init: str = "xavier_uniform",
+                 init_std: float = 0.1, input_format: str = "csr"):  # fmt: skip
         super().__init__()
+        if input_format not in ("csr", "edge_index"):
+            raise ValueError(f"input_format must be 'csr' or 'edge_index', got {input_format!r}")
+        self.input_format = input_format
         from torch_geometric.nn.models import LightGCN
 
         self.num_users, self.num_items, self.dim = num_users, num_items, dim
@@ -109,7 +114,23 @@ class PyGLightGCN(nn.Module):
     def forward(self, edge_index: Tensor, n_id: Tensor | None = None, edge_weight: Tensor | None = None) -> Tensor:
         if n_id is not None:
             raise ValueError("the PyG reference LightGCN trains on the full graph only (train.sampler: full)")
-        return self.model.get_embedding(edge_index, edge_weight)
+        if edge_weight is not None or self.input_format == "edge_index":
+            return self.model.get_embedding(edge_index, edge_weight)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+            warnings.filterwarnings("ignore", message="Sparse invariant checks are implicitly disabled")
+            return self.model.get_embedding(self._adj_t(edge_index))
+
+    def _adj_t(self, edge_index: Tensor) -> Tensor:
+        """The graph as a transposed sparse CSR adjacency: PyG's fast input format for ``LGConv``
+        on CPU (about 4x faster per step than an ``edge_index`` here). Built once per graph."""
+        from torch_geometric.utils import to_torch_csr_tensor
+
+        key = (edge_index.data_ptr(), edge_index._version, edge_index.shape[1])
+        if getattr(self, "_key", None) != key:
+            n = self.num_nodes
+            self._adj, self._key = to_torch_csr_tensor(edge_index.flip(0), size=(n, n)), key
+        return self._adj
 
 
 # ---------------------------------------------------------------------------- negatives

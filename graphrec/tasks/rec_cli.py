@@ -14,6 +14,8 @@ import typer
 from rich.console import Console
 
 out = Console()
+if not out.is_terminal:
+    out.width = 200  # results piped to a file: do not truncate the table's columns
 err = Console(stderr=True)
 
 

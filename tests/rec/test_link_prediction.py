@@ -131,3 +131,10 @@ def test_config_errors_name_the_key():
 def test_sgc_is_refused_for_learnable_inputs(inter):
     with pytest.raises(ValueError, match="'sgc' cannot learn its inputs"):
         build_rec_model(resolve_rec_config("sgc"), inter.split(seed=0))
+
+
+def test_pyg_reference_lightgcn_trains(inter):
+    data = inter.split(seed=0)
+    cfg = resolve_rec_config("lightgcn", None, ["train.epochs=2", "train.batch_size=512"])
+    _, res = run_rec(data, cfg, seed=0, reference="pyg_lightgcn")
+    assert res.epochs == 2 and res.test["recall@20"] > 0

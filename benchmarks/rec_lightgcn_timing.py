@@ -1,0 +1,80 @@
+"""Epoch time of graphrec's LightGCN against ``torch_geometric.nn.models.LightGCN``, interleaved.
+
+PyG's model is timed with its two input formats: a transposed sparse CSR adjacency (the
+one the ``pyg_lightgcn`` benchmark row uses, about 4x faster here) and a plain
+``edge_index`` (as in PyG's ``examples/lightgcn.py``). All are trained by the same loop
+(``graphrec.tasks.link_prediction``) on the same MovieLens-100k split with the same
+settings (the ``lightgcn`` config). Epochs alternate between the models (A B C A B C ...),
+so a change in machine load hits all alike; ratios of median epoch times are reported.
+Accuracy is compared by ``graphrec bench rec --models lightgcn,pyg_lightgcn``; this script
+only times.
+
+    python -m benchmarks.rec_lightgcn_timing --epochs 20 --threads 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+
+import torch
+
+from graphrec.io import atomic_write_json
+from graphrec.tasks import link_prediction as lp
+from graphrec.tasks.rec_config import resolve_rec_config
+from graphrec.tasks.rec_data import load_interactions
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--dataset", default="ml-100k")
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--slow-epochs", type=int, default=3, help="epochs timed for PyG with an edge_index input")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", default=None)
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    cfg = resolve_rec_config("lightgcn", args.dataset)
+    data = load_interactions(args.dataset, cfg.data).split(cfg.data, args.seed)
+    models = {}
+    for name, ref in (("graphrec", None), ("pyg (csr adj_t)", "csr"), ("pyg (edge_index)", "edge_index")):
+        lp.seed_everything(args.seed)
+        if ref is None:
+            m = lp.build_rec_model(cfg, data)
+        else:
+            m = lp.PyGLightGCN(data.num_users, data.num_items, cfg.train.embedding_dim, cfg.model_params["K"],
+                               cfg.train.init, cfg.train.init_std, input_format=ref)  # fmt: skip
+        negs = lp.NegativeSampler(data.num_items, "uniform", exclude=data.train_keys())
+        models[name] = (m, lp._optimizer(m, cfg), negs)
+    times: dict[str, list[float]] = {n: [] for n in models}
+    for epoch in range(args.epochs + 1):
+        for name, (m, opt, negs) in models.items():
+            if name == "pyg (edge_index)" and epoch > args.slow_epochs:
+                continue  # ~25x slower than ours: a few epochs suffice
+            m.train()
+            t0 = time.perf_counter()
+            lp._epoch_full(m, data, cfg, opt, negs)
+            if epoch > 0:  # the first epoch builds caches
+                times[name].append(time.perf_counter() - t0)
+    med = {n: statistics.median(t) for n, t in times.items()}
+    out = {
+        "dataset": args.dataset,
+        "epochs": {n: len(t) for n, t in times.items()},
+        "threads": args.threads,
+        "s_per_epoch_median": {n: round(v, 4) for n, v in med.items()},
+        "ratio_graphrec_over_pyg_csr": round(med["graphrec"] / med["pyg (csr adj_t)"], 3),
+        "ratio_graphrec_over_pyg_edge_index": round(med["graphrec"] / med["pyg (edge_index)"], 3),
+        "command": "python -m benchmarks.rec_lightgcn_timing " + " ".join(sys.argv[1:] if argv is None else argv),
+    }
+    print(json.dumps(out, indent=2))
+    if args.json:
+        atomic_write_json(args.json, out)
+    return out
+
+
+if __name__ == "__main__":
+    main()
