@@ -94,14 +94,14 @@ def deep_merge(base: dict, update: dict) -> dict:
     return out
 
 
-def parse_override(item: str) -> tuple[list[str], Any]:
+def parse_override(item: str, sections=SECTIONS) -> tuple[list[str], Any]:
     """``"model.hidden=32"`` -> ``(["model", "hidden"], 32)``; values are parsed as YAML."""
     if "=" not in item:
         raise ConfigError(f"override {item!r} must look like section.key=value")
     key, raw = item.split("=", 1)
     path = [p for p in key.strip().split(".") if p]
-    if len(path) < 2 or path[0] not in SECTIONS:
-        raise ConfigError(f"unknown config key {key!r}: keys start with one of {sorted(SECTIONS)}")
+    if len(path) < 2 or path[0] not in sections:
+        raise ConfigError(f"unknown config key {key!r}: keys start with one of {sorted(sections)}")
     if path[0] == "model" and path[1] == "name":
         raise ConfigError("the model is chosen with --models, not model.name")
     try:
@@ -111,10 +111,11 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     return path, value
 
 
-def apply_overrides(cfg: dict, overrides: list[str]) -> dict:
+def apply_overrides(cfg: dict, overrides: list[str], sections=SECTIONS) -> dict:
+    """Apply ``section.key=value`` overrides to a raw config mapping (a copy)."""
     out = copy.deepcopy(cfg)
     for item in overrides:
-        path, value = parse_override(item)
+        path, value = parse_override(item, sections)
         node = out
         for p in path[:-1]:
             node = node.setdefault(p, {})

@@ -9,17 +9,16 @@ with hop sampling, evaluated at full depth), or ``pyg_lightgcn`` (PyG's LightGCN
 from __future__ import annotations
 
 import json
-import platform
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from graphrec.bench import environment
 from graphrec.io import atomic_write_json
 from graphrec.models import get_spec
 from graphrec.tasks.link_prediction import RecFitResult, run_rec
@@ -194,14 +193,6 @@ def results_table(rows: list[dict], metrics=("recall", "ndcg", "mrr", "hit"), ks
         table.add_row(ds, model, *vals, str(any_row["seeds"]), f"{any_row['s_per_epoch']:.2f}", f"{any_row['epochs_mean']:.0f}")
     return table
 
-
-def environment() -> dict:
-    return {
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "python": platform.python_version(),
-        "machine": platform.machine(),
-    }
 
 
 def write_results(path: str | Path, rows: list[dict], command: str | None = None) -> None:

@@ -9,7 +9,6 @@ validated; an unknown key fails fast and names the key.
 
 from __future__ import annotations
 
-import copy
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -18,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from graphrec.config import ConfigError, HopSamplingConfig, deep_merge
+from graphrec.config import apply_overrides as _apply_overrides
 from graphrec.metrics import ALL_METRICS
 from graphrec.models import get_spec, validate_params
 
@@ -128,34 +128,9 @@ def rec_model_yaml(name: str) -> dict:
     return data
 
 
-def parse_override(item: str) -> tuple[list[str], Any]:
-    """``"train.lr=0.01"`` -> ``(["train", "lr"], 0.01)``; values are parsed as YAML."""
-    if "=" not in item:
-        raise ConfigError(f"override {item!r} must look like section.key=value")
-    key, raw = item.split("=", 1)
-    path = [p for p in key.strip().split(".") if p]
-    if len(path) < 2 or path[0] not in SECTIONS:
-        raise ConfigError(f"unknown config key {key!r}: keys start with one of {list(SECTIONS)}")
-    if path[0] == "model" and path[1] == "name":
-        raise ConfigError("the model is chosen with --models, not model.name")
-    try:
-        value = yaml.safe_load(raw)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"cannot parse the value of {key!r}: {exc}") from None
-    return path, value
-
-
 def apply_overrides(cfg: dict, overrides: list[str]) -> dict:
-    out = copy.deepcopy(cfg)
-    for item in overrides:
-        path, value = parse_override(item)
-        node = out
-        for p in path[:-1]:
-            node = node.setdefault(p, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"unknown config key {'.'.join(path)!r}")
-        node[path[-1]] = value
-    return out
+    """``section.key=value`` overrides over the recommendation sections."""
+    return _apply_overrides(cfg, overrides, SECTIONS)
 
 
 def validate_rec_config(raw: dict) -> RecConfig:
