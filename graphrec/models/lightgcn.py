@@ -5,11 +5,10 @@ from __future__ import annotations
 import torch
 from pydantic import Field
 from torch import Tensor, nn
-from torch_geometric.nn.conv.gcn_conv import gcn_norm
 
 from graphrec.models.registry import ModelParams, register
 from graphrec.nn.hop_sampling import max_steps
-from graphrec.nn.propagation import Propagation, to_csr
+from graphrec.nn.propagation import Propagation
 
 
 class LightGCNPropagation(Propagation):
@@ -20,24 +19,7 @@ class LightGCNPropagation(Propagation):
     """
 
     def __init__(self):
-        super().__init__("symmetric")
-
-    def operator(self, edge_index: Tensor, num_nodes: int, edge_weight: Tensor | None = None) -> Tensor:
-        key = (
-            edge_index.data_ptr(), edge_index._version, edge_index.shape[1], num_nodes,
-            None if edge_weight is None else (edge_weight.data_ptr(), edge_weight._version),
-        )  # fmt: skip
-        if key != self._key:
-            ei, w = gcn_norm(edge_index, edge_weight, num_nodes, add_self_loops=False)
-            w = w.detach()
-            self._edges = (ei, w)
-            self._op = to_csr(ei, w, num_nodes)
-            self._op_t = to_csr(ei.flip(0), w, num_nodes)
-            self._key = key
-        return self._op
-
-    def extra_repr(self) -> str:
-        return "normalization='symmetric', self_loops=False"
+        super().__init__("symmetric_no_loops")
 
 
 class LightGCNParams(ModelParams):

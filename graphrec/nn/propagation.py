@@ -34,7 +34,16 @@ def symmetric_weights(edge_index: Tensor, num_nodes: int, edge_weight: Tensor | 
     return gcn_norm(edge_index, edge_weight, num_nodes, add_self_loops=True)
 
 
-NORMALIZATIONS = {"random_walk": random_walk_weights, "symmetric": symmetric_weights}
+def symmetric_weights_no_loops(edge_index: Tensor, num_nodes: int, edge_weight: Tensor | None = None):
+    r"""LightGCN's :math:`D^{-1/2} A D^{-1/2}`, without self-loops."""
+    return gcn_norm(edge_index, edge_weight, num_nodes, add_self_loops=False)
+
+
+NORMALIZATIONS = {
+    "random_walk": random_walk_weights,
+    "symmetric": symmetric_weights,
+    "symmetric_no_loops": symmetric_weights_no_loops,
+}
 
 
 def to_csr(edge_index: Tensor, edge_weight: Tensor, num_nodes: int) -> Tensor:
