@@ -125,10 +125,11 @@ def apply_overrides(cfg: dict, overrides: list[str], sections=SECTIONS) -> dict:
     return out
 
 
-def validate_config(raw: dict) -> ExperimentConfig:
-    unknown = set(raw) - SECTIONS
+def validate_config(raw: dict, schema: type[BaseModel] = ExperimentConfig, sections=SECTIONS):
+    """Validate a raw mapping (with ``model.name``) against ``schema``; errors name the key."""
+    unknown = set(raw) - set(sections)
     if unknown:
-        raise ConfigError(f"unknown config key(s) {sorted(unknown)}; sections are {sorted(SECTIONS)}")
+        raise ConfigError(f"unknown config key(s) {sorted(unknown)}; sections are {sorted(sections)}")
     model = dict(raw.get("model") or {})
     if "name" not in model:
         raise ConfigError("config has no model.name")
@@ -137,12 +138,15 @@ def validate_config(raw: dict) -> ExperimentConfig:
     except (KeyError, ValueError) as exc:
         raise ConfigError(str(exc).strip("'\"")) from None
     try:
-        return ExperimentConfig(**raw)
+        return schema(**raw)
     except ValidationError as exc:
         errs = []
         for e in exc.errors():
             loc = ".".join(str(p) for p in e["loc"])
-            errs.append(f"unknown config key {loc!r}" if e["type"] == "extra_forbidden" else f"{loc}: {e['msg']}")
+            if e["type"] == "extra_forbidden":
+                errs.append(f"unknown config key {loc!r}")
+            else:
+                errs.append(f"{loc}: {e['msg']}" if loc else e["msg"])
         raise ConfigError("; ".join(errs)) from None
 
 

@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from graphrec.config import ConfigError, HopSamplingConfig, deep_merge
+from graphrec.config import ConfigError, HopSamplingConfig, deep_merge, validate_config
 from graphrec.config import apply_overrides as _apply_overrides
 from graphrec.metrics import ALL_METRICS
-from graphrec.models import get_spec, validate_params
+from graphrec.models import get_spec
 
 SECTIONS = ("model", "train", "data", "eval")
 #: Rows of the benchmark that are not registry models: name -> the registry model whose config they use.
@@ -134,27 +134,7 @@ def apply_overrides(cfg: dict, overrides: list[str]) -> dict:
 
 
 def validate_rec_config(raw: dict) -> RecConfig:
-    unknown = set(raw) - set(SECTIONS)
-    if unknown:
-        raise ConfigError(f"unknown config key(s) {sorted(unknown)}; sections are {list(SECTIONS)}")
-    model = dict(raw.get("model") or {})
-    if "name" not in model:
-        raise ConfigError("config has no model.name")
-    try:
-        validate_params(model["name"], {k: v for k, v in model.items() if k != "name"})
-    except (KeyError, ValueError) as exc:
-        raise ConfigError(str(exc).strip("'\"")) from None
-    try:
-        return RecConfig(**raw)
-    except ValidationError as exc:
-        errs = []
-        for e in exc.errors():
-            loc = ".".join(str(p) for p in e["loc"])
-            if e["type"] == "extra_forbidden":
-                errs.append(f"unknown config key {loc!r}")
-            else:
-                errs.append(f"{loc}: {e['msg']}" if loc else e["msg"])
-        raise ConfigError("; ".join(errs)) from None
+    return validate_config(raw, RecConfig, SECTIONS)
 
 
 def resolve_rec_config(
