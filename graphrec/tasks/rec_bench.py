@@ -164,6 +164,7 @@ def summarize(runs: list[RecBenchRun]) -> list[dict[str, Any]]:
                 "values": vals,
                 "seed_list": run.seeds,
                 "valid_mean": statistics.fmean(f.valid[name] for f in run.fits),
+                "valid_values": [f.valid[name] for f in run.fits],
                 "s_per_epoch": statistics.fmean(f.s_per_epoch for f in run.fits),
                 "epochs_mean": statistics.fmean(f.epochs for f in run.fits),
                 "best_epoch_mean": statistics.fmean(f.best_epoch for f in run.fits),
