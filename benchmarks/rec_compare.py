@@ -6,7 +6,8 @@ Prints a markdown table (mean ± std over seeds of the test metrics, seconds per
 epochs run) and, for each ``--pair A:B``, the paired comparison on every metric given by
 ``--metrics``: mean of A, mean of B, relative gain of A over B, the number of seeds where A
 wins, and the paired t-test p-value (seeds share the split, so runs pair up by seed).
-``--time-ratio A:B`` prints A's seconds per epoch over B's.
+``--time-ratio A:B`` prints A's seconds per epoch over B's. ``FILE::SUFFIX`` appends SUFFIX to
+the model names of that file's rows (to keep runs with other settings apart).
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ def load(paths: list[str]) -> list[dict]:
     """Rows of all files; rows of one (dataset, model, metric, k) from several runs (e.g. seeds
     0-2 and 3-4) are merged by seed and their mean and std recomputed."""
     groups: dict[tuple, list[dict]] = {}
-    for p in paths:
+    for spec in paths:
+        p, _, suffix = spec.partition("::")  # "file.json:: (lr 5e-3)" labels that file's rows
         for r in json.loads(Path(p).read_text()):
+            r = dict(r, model=r["model"] + suffix)
             groups.setdefault((r["dataset"], r["model"], r["metric"], r["k"]), []).append(r)
     rows = []
     for parts in groups.values():
@@ -94,7 +97,7 @@ def paired(rows: list[dict], a: str, b: str, metrics: list[tuple[str, int]]) -> 
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("json", nargs="+")
+    p.add_argument("json", nargs="+", help="result files; FILE::SUFFIX renames that file's models")
     p.add_argument("--pair", action="append", default=[], help="A:B, e.g. lightgcn+hop:lightgcn")
     p.add_argument("--time-ratio", action="append", default=[], help="A:B: A's s/epoch over B's")
     p.add_argument("--metrics", default="ndcg@10,recall@10,ndcg@20,recall@20")
