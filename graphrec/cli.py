@@ -26,6 +26,15 @@ def _mount_store() -> None:
 
 _mount_store()
 
+
+def _mount_artifacts() -> None:
+    from graphrec.artifacts.cli import artifacts_app
+
+    app.add_typer(artifacts_app, name="artifacts", help="Model registry: versions, production pointer, rollback.")
+
+
+_mount_artifacts()
+
 out = Console()
 err = Console(stderr=True)
 

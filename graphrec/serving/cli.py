@@ -1,4 +1,4 @@
-"""``graphrec recommend``: top-k unseen items for a user from an exported model folder."""
+"""``graphrec recommend``: top-k unseen items for a user from an exported model folder or registry."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ err = Console(stderr=True)
 
 
 def recommend_cmd(
-    model: Annotated[str, typer.Option("--model", help="exported model folder (graphrec bench rec --export)")],
+    model: Annotated[str, typer.Option("--model", help="exported model folder (graphrec bench rec --export), or an artifact registry (serves its production version)")],
     user: Annotated[str, typer.Option("--user", help="external user id, as in the store's logs")],
     k: Annotated[int, typer.Option("-k", "--k", min=1, help="number of items")] = 10,
     fallback: Annotated[str, typer.Option(help="for an unknown user: error, or popular (most interacted items)")] = "error",
@@ -22,6 +22,7 @@ def recommend_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Recommend K items the user has not seen yet (faiss inner-product search)."""
+    from graphrec.artifacts.errors import ArtifactError
     from graphrec.serving.recommend import UnknownUserError, load_recommender
 
     if fallback not in ("error", "popular"):
@@ -30,7 +31,7 @@ def recommend_cmd(
     try:
         rec = load_recommender(model)
         recs = rec.recommend(user, k, exclude_seen=not include_seen, fallback=fallback)  # type: ignore[arg-type]
-    except UnknownUserError as exc:
+    except (UnknownUserError, ArtifactError) as exc:
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(1) from None
     except (FileNotFoundError, ValueError) as exc:

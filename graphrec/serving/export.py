@@ -59,11 +59,14 @@ def export_embeddings(
 ) -> Path:
     """Write a model folder from embeddings (see the module docstring) and return its path.
 
+    ``out_dir`` must not exist or be an empty folder (such as
+    :meth:`graphrec.artifacts.ArtifactRegistry.staging_dir`), unless ``overwrite=True``.
+
     ``seen`` is ``(user, item)`` contiguous-id pairs of every known interaction: what
     :func:`~graphrec.serving.recommend` excludes, and what the popularity fallback counts.
     """
     out = Path(out_dir)
-    if out.exists() and not overwrite:
+    if out.exists() and not overwrite and not _empty_dir(out):  # an empty folder, e.g. a registry staging folder, is filled
         raise FileExistsError(f"{out} exists; pass overwrite=True to replace it")
     user_emb, item_emb = np.asarray(user_emb, np.float32), np.asarray(item_emb, np.float32)
     if user_emb.ndim != 2 or item_emb.ndim != 2 or user_emb.shape[1] != item_emb.shape[1]:
@@ -79,6 +82,7 @@ def export_embeddings(
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
+        os.chmod(tmp, _dir_mode())  # mkdtemp creates 0700; a served model folder is an ordinary folder
         (tmp / "embeddings").mkdir()
         _write_parquet(embeddings_frame(user_ids, user_emb), tmp / "embeddings" / "user.parquet")
         _write_parquet(embeddings_frame(item_ids, item_emb), tmp / "embeddings" / f"{target}.parquet")
@@ -154,6 +158,17 @@ def _jsonable(value: Any) -> bool:
         return True
     except TypeError:
         return False
+
+
+def _dir_mode() -> int:
+    """Permissions a plain ``mkdir()`` would give a new folder (0o777 less the umask)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o777 & ~mask
+
+
+def _empty_dir(path: Path) -> bool:
+    return path.is_dir() and not path.is_symlink() and next(path.iterdir(), None) is None
 
 
 def _swap_into_place(tmp: Path, out: Path) -> None:

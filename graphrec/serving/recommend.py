@@ -53,8 +53,8 @@ class Recommender:
         self.path = Path(path)
         card_path = self.path / "card.json"
         if not card_path.is_file():
-            raise FileNotFoundError(f"{self.path} is not an exported model (no card.json); export one with "
-                                    "`graphrec bench rec --export DIR` or graphrec.serving.export_model()")  # fmt: skip
+            raise FileNotFoundError(f"{self.path} is not an exported model (no card.json) nor an artifact registry; "
+                                    "export one with `graphrec bench rec --export DIR` or graphrec.serving.export_model()")  # fmt: skip
         self.card = json.loads(card_path.read_text())
         self.target = self.card["target"]
         users = pl.read_parquet(self.path / "embeddings" / "user.parquet")
@@ -145,26 +145,35 @@ class Recommender:
                 for r, (i, c) in enumerate(zip(ids[:k], counts[:k], strict=True))]  # fmt: skip
 
 
-_CACHE: dict[Path, tuple[float, Recommender]] = {}
+_CACHE: dict[Path, tuple[Path, float, Recommender]] = {}
 _CACHE_LOCK = threading.Lock()
 
 
 def load_recommender(model_dir: str | os.PathLike) -> Recommender:
-    """The :class:`Recommender` of ``model_dir``, loaded once and reused while its card is unchanged."""
-    path = Path(model_dir).resolve()
+    """The :class:`Recommender` of ``model_dir``, loaded once and reused while its card is unchanged.
+
+    ``model_dir`` may also be an artifact registry root (:mod:`graphrec.artifacts`): its
+    production version is served, and a promotion or rollback takes effect on the next call.
+    """
+    from graphrec.artifacts.registry import resolve_model_dir  # no torch; only when loading
+
+    requested = Path(model_dir).resolve()
+    path = resolve_model_dir(requested).resolve()
     card = path / "card.json"
     mtime = card.stat().st_mtime if card.is_file() else -1.0
     with _CACHE_LOCK:
-        hit = _CACHE.get(path)
-        if hit is not None and hit[0] == mtime:
-            return hit[1]
+        hit = _CACHE.get(requested)
+        if hit is not None and hit[0] == path and hit[1] == mtime:
+            return hit[2]
     rec = Recommender(path)
     with _CACHE_LOCK:
-        _CACHE[path] = (mtime, rec)
+        # keyed by what was asked for: a registry root keeps one entry across promotions
+        _CACHE[requested] = (path, mtime, rec)
     return rec
 
 
 def recommend(model_dir: str | os.PathLike, user: Any, k: int = 10, *, exclude_seen: bool = True,
               fallback: Fallback = "error") -> list[Recommendation]:  # fmt: skip
-    """Top-``k`` unseen items for ``user`` from the model exported at ``model_dir``."""
+    """Top-``k`` unseen items for ``user`` from the model exported at ``model_dir`` (or the
+    production version of the artifact registry at ``model_dir``)."""
     return load_recommender(model_dir).recommend(user, k, exclude_seen=exclude_seen, fallback=fallback)
