@@ -48,6 +48,8 @@ class BenchResult:
     epochs_mean: float
     values: list[float]
     label_rate: float | None = None
+    val_mean: float = float("nan")  # validation metric at the selected epochs: for choosing settings
+    val_values: list[float] = field(default_factory=list)
     hop_sampling: bool = False
     config: dict = field(default_factory=dict)
 
@@ -126,6 +128,8 @@ def run_node_benchmark(
                         epochs_mean=statistics.fmean(f.epochs for f in fits),
                         values=vals,
                         label_rate=cfg.data.label_rate,
+                        val_mean=statistics.fmean(f.val for f in fits),
+                        val_values=[f.val for f in fits],
                         hop_sampling=cfg.train.hop_sampling.enabled,
                         config=cfg.model_dump(),
                     )
@@ -134,7 +138,8 @@ def run_node_benchmark(
                 scale = 100 if r.metric == "accuracy" else 1
                 console.log(
                     f"{ds_name} {row_name}{' +hop' if r.hop_sampling else ''}: {r.metric} "
-                    f"{scale * r.mean:.2f} ± {scale * r.std:.2f} over {seeds} seeds, {r.ms_per_epoch:.1f} ms/epoch"
+                    f"{scale * r.mean:.2f} ± {scale * r.std:.2f} over {seeds} seeds "
+                    f"(validation {scale * r.val_mean:.2f}), {r.ms_per_epoch:.1f} ms/epoch"
                 )
     return results
 
