@@ -314,16 +314,23 @@ def _epoch_sampled(model, data: RecData, cfg: RecConfig, opt, loader) -> float:
 
 
 def fit(data: RecData, model: nn.Module, cfg: RecConfig, progress: Callable | None = None,
-        keep_state: bool = True) -> RecFitResult:  # fmt: skip
+        keep_state: bool = True, checkpoint: Callable[[dict], None] | None = None,
+        checkpoint_every: int = 1, resume: dict | None = None) -> RecFitResult:  # fmt: skip
     """Train ``model`` on ``data.train`` with early stopping on the validation metric.
 
-    ``progress(epoch, total, info)`` is called after every epoch.
+    ``progress(epoch, total, info)`` is called after every epoch. ``checkpoint(state)`` is
+    called every ``checkpoint_every`` epochs with everything needed to continue (weights,
+    optimiser, early-stopping state, history, the torch RNG state); passing such a state as
+    ``resume`` continues the run where it stopped, with the same result as an
+    uninterrupted run. With ``train.select: last`` the final weights are kept and the
+    validation split may be empty (then nothing is evaluated on it).
     """
     t = cfg.train
     if data.train.size(1) == 0:
         raise ValueError("the training split holds no interaction")
-    if data.split.valid.size(1) == 0:
-        raise ValueError("the validation split holds no interaction; early stopping needs one")
+    has_valid = data.split.valid.size(1) > 0
+    if not has_valid and t.select == "best":
+        raise ValueError("the validation split holds no interaction; early stopping needs one (or train.select: last)")
     opt = _optimizer(model, cfg)
     negs = NegativeSampler(data.num_items, t.negatives, data.item_counts, t.popularity_exponent,
                            data.train_keys() if t.exclude_positives else None)  # fmt: skip
@@ -331,8 +338,21 @@ def fit(data: RecData, model: nn.Module, cfg: RecConfig, progress: Callable | No
     ks, metrics = cfg.eval.ks, cfg.eval.metrics
     best_val, best, best_state = -float("inf"), None, None
     bad, epoch, history, epoch_times = 0, 0, [], []
-    t_start = time.perf_counter()
-    for epoch in range(1, t.epochs + 1):
+    first = 1
+    if resume is not None:
+        model.load_state_dict(resume["model"])
+        opt.load_state_dict(resume["optimizer"])
+        best_val, bad = float(resume["best_val"]), int(resume["bad"])
+        if resume["best_epoch"] is not None:
+            best = (int(resume["best_epoch"]), dict(resume["best_metrics"]))
+        best_state = resume["best_state"]
+        history, epoch_times = list(resume["history"]), list(resume["epoch_times"])
+        epoch = first = int(resume["epoch"]) + 1
+        torch.set_rng_state(resume["rng"])
+        if bad >= t.patience:  # the run had already stopped early
+            first = t.epochs + 1
+    t_start = time.perf_counter() - float(resume["seconds"]) if resume is not None else time.perf_counter()
+    for epoch in range(first, t.epochs + 1):
         model.train()
         t0 = time.perf_counter()
         if loader is None:
@@ -341,29 +361,44 @@ def fit(data: RecData, model: nn.Module, cfg: RecConfig, progress: Callable | No
             loss = _epoch_sampled(model, data, cfg, opt, loader)
         epoch_times.append(time.perf_counter() - t0)
         info = {"epoch": epoch, "loss": loss}
-        if epoch % t.eval_every == 0 or epoch == t.epochs:
+        if has_valid and (epoch % t.eval_every == 0 or epoch == t.epochs):
             val = evaluate(model, data, "valid", ks, metrics, cfg.eval.chunk_size)
             score = val[t.stop_on]
             info["valid"] = score
             if score > best_val:
                 best_val, best, bad = score, (epoch, val), 0
-                best_state = copy.deepcopy(model.state_dict())
+                if t.select == "best":
+                    best_state = copy.deepcopy(model.state_dict())
             else:
                 bad += 1
         history.append(info)
         if progress is not None:
             progress(epoch, t.epochs, info)
-        if bad >= t.patience:
+        stop = bad >= t.patience and t.select == "best"
+        if checkpoint is not None and (epoch % checkpoint_every == 0 or stop or epoch == t.epochs):
+            checkpoint({
+                "epoch": epoch, "model": model.state_dict(), "optimizer": opt.state_dict(),
+                "best_val": best_val, "bad": bad, "best_epoch": best[0] if best else None,
+                "best_metrics": best[1] if best else {}, "best_state": best_state, "history": history,
+                "epoch_times": epoch_times, "rng": torch.get_rng_state(),
+                "seconds": time.perf_counter() - t_start,
+            })  # fmt: skip
+        if stop:
             break
-    if best is None:  # pragma: no cover - the last epoch is always evaluated
-        raise RuntimeError("no validation evaluation was run")
-    model.load_state_dict(best_state)
-    test = evaluate(model, data, "test", ks, metrics, cfg.eval.chunk_size)
+    if t.select == "best":
+        if best is None:  # pragma: no cover - the last epoch is always evaluated
+            raise RuntimeError("no validation evaluation was run")
+        model.load_state_dict(best_state)
+        valid, best_epoch = best[1], best[0]
+    else:
+        valid = evaluate(model, data, "valid", ks, metrics, cfg.eval.chunk_size) if has_valid else {}
+        best_epoch = epoch
+    test = evaluate(model, data, "test", ks, metrics, cfg.eval.chunk_size) if data.split.test.size(1) else {}
     return RecFitResult(
-        valid=best[1], test=test, best_epoch=best[0], epochs=epoch,
-        s_per_epoch=float(np.mean(epoch_times[1:] or epoch_times)),
+        valid=valid, test=test, best_epoch=best_epoch, epochs=epoch,
+        s_per_epoch=float(np.mean(epoch_times[1:] or epoch_times)) if epoch_times else 0.0,
         seconds=time.perf_counter() - t_start, history=history,
-        state_dict=best_state if keep_state else None,
+        state_dict=(best_state if t.select == "best" else copy.deepcopy(model.state_dict())) if keep_state else None,
     )  # fmt: skip
 
 

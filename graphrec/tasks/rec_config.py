@@ -44,6 +44,9 @@ class RecTrainConfig(_Strict):
     patience: int = Field(30, ge=1, description="evaluations without improvement before stopping")
     eval_every: int = Field(1, ge=1, description="epochs between validation evaluations")
     stop_on: str = Field("ndcg@10", description="validation metric for early stopping and model selection")
+    select: Literal["best", "last"] = Field(
+        "best", description="keep the weights of the best validation evaluation, or those of the last epoch"
+    )
     embedding_dim: int = Field(64, ge=1)
     inputs: Literal["id", "features", "both"] = Field("id", description="ID embeddings, store features, or both")
     init: Literal["xavier_normal", "xavier_uniform", "normal"] = "xavier_normal"
