@@ -35,6 +35,15 @@ def _mount_artifacts() -> None:
 
 _mount_artifacts()
 
+
+def _mount_pipeline() -> None:
+    from graphrec.pipeline.cli import pipeline_app
+
+    app.add_typer(pipeline_app, name="pipeline", help="Nightly retraining: ingest, train, evaluate, gate, publish; replays.")
+
+
+_mount_pipeline()
+
 out = Console()
 err = Console(stderr=True)
 

@@ -1,7 +1,8 @@
-"""Small datasets written in the exact on-disk formats of the real ones (Planetoid, PPI)."""
+"""Small datasets written in the exact on-disk formats of the real ones (Planetoid, PPI, event logs)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import pickle
 from collections import defaultdict
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import networkx as nx
 import numpy as np
+import polars as pl
 import scipy.sparse as sp
 from networkx.readwrite import json_graph
 
@@ -83,3 +85,41 @@ def write_ppi(raw_dir: Path, graphs=(3, 1, 1), nodes_per_graph=40, num_features=
         np.save(raw_dir / f"{split}_labels.npy", np.concatenate(labels))
         np.save(raw_dir / f"{split}_graph_id.npy", np.concatenate(ids))
     return {"graphs": graphs, "nodes_per_graph": nodes_per_graph, "num_features": num_features, "num_labels": num_labels}
+
+
+# ---------------------------------------------------------------------- nightly logs
+START = dt.date(2026, 11, 1)
+DAYS = 6
+
+
+def write_logs(folder: Path, days: int = DAYS, users: int = 60, items: int = 40, per_day: int = 300, seed: int = 0):
+    """Per-day parquet logs in the log schema: clustered users (so there is something to learn)
+    and a few new users and items every day."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    cluster_u = rng.integers(0, 8, users)
+    cluster_i = rng.integers(0, 8, items)
+    for d in range(days):
+        date = START + dt.timedelta(days=d)
+        active_u = min(users, 40 + 4 * d)  # new users appear every day
+        active_i = min(items, 30 + 2 * d)
+        u = rng.integers(0, active_u, per_day)
+        same = rng.random(per_day) < 0.95
+        i = np.empty(per_day, dtype=np.int64)
+        for n in range(per_day):
+            pool = np.flatnonzero((cluster_i[:active_i] == cluster_u[u[n]]) == same[n])
+            i[n] = rng.choice(pool) if pool.size else rng.integers(0, active_i)
+        base = dt.datetime.combine(date, dt.time(), tzinfo=dt.UTC).timestamp()
+        ts = (base + np.sort(rng.integers(0, 86400, per_day))).astype(np.int64)
+        pl.DataFrame({
+            "timestamp": pl.Series(ts * 1_000_000).cast(pl.Datetime("us", "UTC")),
+            "user_id": [f"u{x}" for x in u],
+            "target_type": ["item"] * per_day,
+            "target_id": [f"i{x}" for x in i],
+            "event_type": ["click"] * per_day,
+        }).write_parquet(folder / f"{date.isoformat()}.parquet")
+    return folder
+
+
+def day(n: int) -> str:
+    return (START + dt.timedelta(days=n)).isoformat()

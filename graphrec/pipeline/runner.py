@@ -1,0 +1,561 @@
+"""One night of the pipeline: ingest -> build -> encoders -> train -> evaluate -> gate -> publish -> retain.
+
+:func:`run_night` is what ``graphrec pipeline run CONFIG --date D`` calls, and what
+``graphrec pipeline replay`` calls night after night.
+
+* **Idempotent**: a date that finished (published or gated) is not run again; ``force``
+  runs it again from the start (a new artifact version if it publishes).
+* **Resumable**: each stage records its outputs in ``runs/<date>/state.json`` once they are
+  on disk; a rerun after a crash starts at the first unfinished stage. Training saves a
+  checkpoint every ``train.checkpoint_every`` epochs and continues from it with the same
+  result as an uninterrupted run. The ingest stage recognises its own commit in the store
+  by the version's message, so a crash between the commit and the record ingests nothing twice.
+* **Exclusive**: a lock refuses a second concurrent run (:class:`PipelineLockedError`).
+* **Outcomes**: ``published`` (exit 0), ``gated`` (3: the candidate regressed, production
+  unchanged), ``failed`` (1: the error is in the log; a rerun resumes).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import shutil
+import signal
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from graphrec.io import atomic_open, atomic_write_json, atomic_write_text
+from graphrec.pipeline.config import PipelineConfig
+from graphrec.pipeline.night import (
+    NightData,
+    canary_pairs,
+    load_or_draw_canary,
+    night_split,
+    rank_metrics,
+)
+from graphrec.pipeline.sources import day_bounds, history_sources, night_sources, store_schema
+from graphrec.pipeline.state import (
+    EXIT_CODES,
+    FAILED,
+    GATED,
+    PUBLISHED,
+    STAGES,
+    PipelineError,
+    RunLog,
+    RunState,
+    now,
+    pipeline_lock,
+)
+
+#: Crash-test hook: ``train_epoch_N`` kills the process after the checkpoint of epoch N;
+#: ``after_<stage>`` after that stage's record.
+FAULT_ENV = "GRAPHREC_PIPELINE_FAULT"
+
+
+def fault_point(name: str) -> None:
+    if os.environ.get(FAULT_ENV) == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+@dataclass
+class NightResult:
+    date: str
+    status: str  # published | gated | failed
+    exit_code: int
+    skipped: bool = False  # the date had already finished; nothing was run
+    artifact_version: int | None = None
+    store_version: int | None = None
+    warm_from: int | None = None  # artifact version the training started from (None: cold)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    gate: dict[str, Any] = field(default_factory=dict)
+    train: dict[str, Any] = field(default_factory=dict)
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    seconds: float = 0.0
+    error: str | None = None
+    run_dir: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def parse_date(value: str | dt.date) -> dt.date:
+    if isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(str(value))
+    except ValueError:
+        raise PipelineError(f"--date must look like YYYY-MM-DD, got {value!r}") from None
+
+
+def _seed(base: int, date: dt.date, generation: int) -> int:
+    digest = hashlib.sha256(f"{base}/{date.isoformat()}/{generation}".encode()).digest()
+    return int.from_bytes(digest[:4], "little")
+
+
+class _Night:
+    """The state shared by the stages of one night."""
+
+    def __init__(self, cfg: PipelineConfig, date: dt.date, console: Console, progress: bool):
+        self.cfg = cfg
+        self.date = date
+        self.paths = cfg.paths_resolved
+        self.run_dir = self.paths["runs"] / date.isoformat()
+        self.console = console
+        self.show_progress = progress
+        self.state = RunState(self.run_dir, date.isoformat())
+        self.log: RunLog | None = None
+        self.day_start, self.day_end = day_bounds(date)
+        self._inter = None
+        self._night: NightData | None = None
+        self._rec_cfg = None
+        self._registry = None
+
+    # ------------------------------------------------------------------ shared objects
+    @property
+    def registry(self):
+        if self._registry is None:
+            from graphrec.artifacts import ArtifactRegistry
+
+            self._registry = ArtifactRegistry(self.paths["artifacts"], keep=self.cfg.publish.keep)
+        return self._registry
+
+    @property
+    def generation(self) -> int:
+        return int(self.state.data.get("generation", 0))
+
+    @property
+    def run_id(self) -> str:
+        return f"{self.cfg.name}/{self.date.isoformat()}/{self.generation}"
+
+    def production(self):
+        """The production artifact version, or None."""
+        root = self.paths["artifacts"]
+        if not root.exists():
+            return None
+        return self.registry.production
+
+    def rec_config(self, epochs: int):
+        from graphrec.tasks.rec_config import resolve_rec_config
+
+        c, t = self.cfg, self.cfg.train
+        overrides = [
+            *c.model.set,
+            f"train.epochs={epochs}",
+            f"train.select={t.select}",
+            f"train.patience={t.patience}",
+            f"train.eval_every={t.eval_every}",
+            f"eval.ks={list(c.eval.ks)}",
+            f"data.target={c.data.target}",
+        ]
+        if not any(x.startswith("train.stop_on") for x in c.model.set):
+            overrides.append(f"train.stop_on={c.gate.metric}")
+        return resolve_rec_config(c.model.name, None, overrides, c.model.config_file)
+
+    def interactions(self):
+        if self._inter is None:
+            from graphrec.tasks.rec_config import RecDataConfig
+            from graphrec.tasks.rec_data import Interactions
+
+            d = self.cfg.data
+            start = None
+            if d.window_days is not None:
+                start = self.day_end - d.window_days * 86400
+            rcfg = RecDataConfig(target=d.target, event_types=d.event_types, window=(start, self.day_end),
+                                 min_interactions=d.min_interactions)  # fmt: skip
+            self._inter = Interactions.from_store(self.paths["store"], rcfg, version=self.state.stages["ingest"]["version"])
+        return self._inter
+
+    def night(self) -> NightData:
+        if self._night is None:
+            inter = self.interactions()
+            canary = None
+            if self.cfg.eval.canary is not None:
+                df = load_or_draw_canary(self.paths["runs"] / "canary.parquet", inter, self.day_start, self.cfg.eval.canary)
+                canary = canary_pairs(df, inter)
+            seed = _seed(self.cfg.train.seed, self.date, 0)
+            self._night = night_split(inter, self.day_start, self.day_end, self.cfg.data.holdout, seed, canary)
+        return self._night
+
+    def emit(self, event: str, **fields: Any) -> None:
+        if self.log is not None:
+            self.log.write(event, **fields)
+
+
+# ---------------------------------------------------------------------------- stages
+def _stage_ingest(n: _Night, bar) -> dict[str, Any]:
+    from graphrec.store import GraphStore, ingest
+
+    cfg, store_path = n.cfg, n.paths["store"]
+    marker = f"{cfg.name} night {n.date.isoformat()}"
+    if GraphStore.exists(store_path):
+        st = GraphStore(store_path)
+        for m in reversed(st.log()):  # a crash after the commit and before the record
+            if m.ingest is not None and m.ingest.message == marker:
+                return {"version": m.version, "events": m.ingest.accepted, "read": m.ingest.read,
+                        "quarantined": m.ingest.quarantined, "resumed": True}  # fmt: skip
+    else:
+        st = GraphStore.init(store_path, store_schema(cfg.source), exist_ok=True)
+    out: dict[str, Any] = {}
+    if st.version == 0:
+        events, attributes = history_sources(cfg.source, n.date)
+        if events or attributes:
+            rep = ingest(st, events, attributes=attributes or None, message=f"{cfg.name} history before {n.date}",
+                         echo=False)  # fmt: skip
+            out["history"] = {"version": rep.version, "events": rep.accepted, "read": rep.read,
+                              "quarantined": rep.quarantined}  # fmt: skip
+    events, attributes = night_sources(cfg.source, n.date)
+    if not events and not attributes:
+        if not cfg.source.allow_empty:
+            where = cfg.source.path.format(date=n.date.isoformat()) if cfg.source.kind == "events" else cfg.source.kind
+            raise PipelineError(f"no logs for {n.date} ({where}); set source.allow_empty: true to run on old data")
+        return {**out, "version": st.version, "events": 0, "read": 0, "quarantined": 0, "empty": True}
+    rep = ingest(st, events, attributes=attributes or None, message=marker, echo=False)
+    fault_point("ingest_committed")
+    return {**out, "version": rep.version, "events": rep.accepted, "read": rep.read, "quarantined": rep.quarantined,
+            "duplicates": rep.duplicates, "invariant": rep.summary()}  # fmt: skip
+
+
+def _stage_build(n: _Night, bar) -> dict[str, Any]:
+    night = n.night()
+    d = night.data
+    split = d.split
+    path = n.run_dir / "split.npz"
+    with atomic_open(path, "wb") as fh:
+        np.savez(fh, train=split.train.numpy(), valid=split.valid.numpy(), test=split.test.numpy(),
+                 canary=night.canary.numpy())  # fmt: skip
+    return {"users": d.num_users, "targets": d.num_items, **night.info, "split_file": path.name}
+
+
+def _stage_encoders(n: _Night, bar) -> dict[str, Any]:
+    if n.cfg.encoders.enabled:
+        n.console.print("[yellow]encoders.enabled is set, but this version has no user encoders; node features unchanged")
+        return {"skipped": "no user encoder is available in this version"}
+    return {"skipped": "no encoder configured"}
+
+
+def _check_split(n: _Night) -> None:
+    """On resume, the rebuilt split must equal the recorded one (the build is deterministic)."""
+    saved = np.load(n.run_dir / "split.npz")
+    s = n.night().data.split
+    for part in ("train", "valid", "test"):
+        if not np.array_equal(saved[part], getattr(s, part).numpy()):
+            raise PipelineError(f"the rebuilt {part} split differs from the one recorded in {n.run_dir}/split.npz")
+
+
+def _stage_train(n: _Night, bar) -> dict[str, Any]:
+    from graphrec.pipeline.warm import warm_start
+    from graphrec.tasks.link_prediction import build_rec_model, fit, seed_everything
+
+    cfg = n.cfg
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    night = n.night()
+    data = night.data
+    start_path = n.run_dir / "train.start.json"
+    ckpt_path = n.run_dir / "train.ckpt.pt"
+    if start_path.is_file():  # resuming: the same start as the interrupted attempt
+        start = json.loads(start_path.read_text())
+    else:
+        prod = n.production() if cfg.train.mode == "warm" else None
+        start = {"warm_from": prod.version if prod is not None else None,
+                 "warm_path": str(prod.path) if prod is not None else None}  # fmt: skip
+        atomic_write_json(start_path, start)
+    warm = start["warm_from"] is not None
+    epochs = cfg.train.warm_epochs if warm else cfg.train.cold_epochs
+    rcfg = n.rec_config(epochs)
+    seed_everything(_seed(cfg.train.seed, n.date, n.generation))
+    model = build_rec_model(rcfg, data)
+    report = None
+    if warm and not ckpt_path.is_file():
+        src = n.interactions()
+        report = warm_start(model, Path(start["warm_path"]), src.user_ids or list(range(data.num_users)),
+                            src.item_ids or list(range(data.num_items)), cfg.data.target).as_dict()  # fmt: skip
+    resume = torch.load(ckpt_path, map_location="cpu", weights_only=True) if ckpt_path.is_file() else None
+    if resume is not None:
+        n.emit("train_resume", epoch=int(resume["epoch"]))
+    task = bar.add_task("train", total=epochs, info="") if bar is not None else None
+    if task is not None and resume is not None:
+        bar.update(task, completed=int(resume["epoch"]))
+
+    def checkpoint(state: dict) -> None:
+        with atomic_open(ckpt_path, "wb") as fh:
+            torch.save(state, fh)
+        fault_point(f"train_epoch_{state['epoch']}")
+
+    def progress(epoch, total, info):
+        if task is not None:
+            extra = f"loss {info['loss']:.4f}" + (f"  valid {info['valid']:.4f}" if "valid" in info else "")
+            bar.update(task, completed=epoch, info=extra)
+
+    t0 = time.perf_counter()
+    res = fit(data, model, rcfg, progress=progress, keep_state=False, checkpoint=checkpoint,
+              checkpoint_every=cfg.train.checkpoint_every, resume=resume)  # fmt: skip
+    if task is not None:
+        bar.remove_task(task)
+    with atomic_open(n.run_dir / "model.pt", "wb") as fh:
+        torch.save(model.state_dict(), fh)
+    atomic_write_json(n.run_dir / "rec_config.json", rcfg.model_dump(mode="json"))
+    ckpt_path.unlink(missing_ok=True)
+    return {
+        "warm_from": start["warm_from"],
+        "mode": "warm" if warm else "cold",
+        "epochs": res.epochs,
+        "budget": epochs,
+        "selected_epoch": res.best_epoch,
+        "seconds": res.seconds,  # the whole fit (validation included), over all attempts
+        "s_per_epoch": res.s_per_epoch,
+        "final_loss": res.history[-1]["loss"] if res.history else None,
+        "valid": res.valid,
+        "warm_start": report,
+        "attempt_seconds": time.perf_counter() - t0,
+    }
+
+
+def _load_candidate(n: _Night):
+    from graphrec.tasks.link_prediction import build_rec_model, compute_embeddings
+    from graphrec.tasks.rec_config import validate_rec_config
+
+    data = n.night().data
+    rcfg = validate_rec_config(json.loads((n.run_dir / "rec_config.json").read_text()))
+    model = build_rec_model(rcfg, data)
+    model.load_state_dict(torch.load(n.run_dir / "model.pt", map_location="cpu", weights_only=True))
+    return model, rcfg, compute_embeddings(model, data)
+
+
+def _stage_evaluate(n: _Night, bar) -> dict[str, Any]:
+    from graphrec.pipeline.warm import published_embeddings
+
+    cfg = n.cfg
+    night = n.night()
+    _, _, (u, i) = _load_candidate(n)
+    if os.environ.get(FAULT_ENV) == "regress":  # fault injection: a candidate that ranks at random
+        g = torch.Generator().manual_seed(0)
+        u, i = torch.randn(u.shape, generator=g), torch.randn(i.shape, generator=g)
+    sets = ["holdout"] + (["canary"] if cfg.eval.canary is not None else [])
+    metrics: dict[str, Any] = {"candidate": {s: rank_metrics(u, i, night, s, cfg.eval.ks) for s in sets}}
+    prod = n.production()
+    if prod is not None:
+        src = n.interactions()
+        pu, pi = published_embeddings(prod.path, cfg.data.target, src.user_ids or list(range(src.num_users)),
+                                      src.item_ids or list(range(src.num_items)))  # fmt: skip
+        metrics["production"] = {s: rank_metrics(pu, pi, night, s, cfg.eval.ks) for s in sets}
+        metrics["production_version"] = prod.version
+    atomic_write_json(n.run_dir / "metrics.json", metrics)
+    return metrics
+
+
+def _stage_gate(n: _Night, bar) -> dict[str, Any]:
+    g = n.cfg.gate
+    m = n.state.stages["evaluate"]
+    if "production" not in m:
+        return {"passed": True, "checks": [], "reason": "no production model yet"}
+    checks, passed = [], True
+    for s in g.sets:
+        cand, prod = m["candidate"].get(s, {}), m["production"].get(s, {})
+        users = int(cand.get("users", 0))
+        if users < g.min_users or g.metric not in cand:
+            checks.append({"set": s, "users": users, "gated": False,
+                           "reason": f"{users} evaluated users < gate.min_users {g.min_users}"})  # fmt: skip
+            continue
+        c, p = float(cand[g.metric]), float(prod[g.metric])
+        ok = c >= (1 - g.tolerance) * p
+        passed &= ok
+        checks.append({"set": s, "users": users, "gated": True, "candidate": c, "production": p,
+                       "threshold": (1 - g.tolerance) * p, "passed": ok})  # fmt: skip
+    failed = [c["set"] for c in checks if c.get("gated") and not c["passed"]]
+    reason = (f"{g.metric} regressed beyond {g.tolerance:.0%} on {', '.join(failed)}" if failed
+              else f"{g.metric} within {g.tolerance:.0%} of production v{m['production_version']} or better")  # fmt: skip
+    return {"passed": passed, "checks": checks, "reason": reason}
+
+
+def _model_card(n: _Night, version_meta: dict[str, Any]) -> str:
+    s = n.state.stages
+    tr, ev, ing, bd = s["train"], s["evaluate"], s["ingest"], s["build"]
+    ks = n.cfg.eval.ks
+    lines = [
+        f"# {n.cfg.name}: {n.cfg.model.name} for {n.date}",
+        "",
+        f"- Run: `{n.run_id}`, created {now()}",
+        f"- Model: `{n.cfg.model.name}` on the user-{n.cfg.data.target} graph, "
+        f"{'warm start from artifact v' + str(tr['warm_from']) if tr['warm_from'] is not None else 'cold start'}; "
+        f"{tr['epochs']} epochs (budget {tr['budget']}), {tr['seconds']:.1f} s",
+        f"- Data: store `{n.paths['store']}` version {ing['version']}; window ending {n.date} "
+        f"({'all history' if n.cfg.data.window_days is None else str(n.cfg.data.window_days) + ' days'}); "
+        f"{bd['users']} users, {bd['targets']} {n.cfg.data.target}s, {bd['train_pairs']} training pairs",
+        f"- Lineage: parent artifact {('v' + str(tr['warm_from'])) if tr['warm_from'] is not None else 'none'}; "
+        f"production when evaluated: {('v' + str(ev.get('production_version'))) if 'production' in ev else 'none'}",
+        f"- graphrec {version_meta.get('graphrec')}",
+        "",
+        "## Evaluation",
+        "",
+        "Held-out: a random share of each user's pairs of the night's day, never trained on. "
+        "Canary: fixed pairs of fixed users, frozen on the first night and never trained on. "
+        "Full ranking over all targets, training (and validation) pairs masked.",
+        "",
+        "| set | model | users | " + " | ".join(f"{m}@{k}" for k in ks for m in ("recall", "ndcg")) + " |",
+        "|---|---|---:|" + "---:|" * (2 * len(ks)),
+    ]
+    for who in ("candidate", "production"):
+        for set_name, vals in ev.get(who, {}).items():
+            cells = [f"{vals.get(f'{m}@{k}', float('nan')):.4f}" for k in ks for m in ("recall", "ndcg")]
+            lines.append(f"| {set_name} | {who} | {vals.get('users', 0)} | " + " | ".join(cells) + " |")
+    gate = s["gate"]
+    lines += ["", f"Gate: {'passed' if gate['passed'] else 'failed'} ({gate['reason']}).", ""]
+    return "\n".join(lines)
+
+
+def _stage_publish(n: _Night, bar) -> dict[str, Any]:
+    from graphrec import __version__
+    from graphrec.serving.export import export_model
+
+    reg = n.registry
+    found = reg.find(run_id=n.run_id)
+    if found:  # a crash after the version was moved into place
+        av = found[-1]
+        if reg.production is None or reg.production.version != av.version:
+            reg.promote(av.version, reason=f"{n.run_id} (resumed)")
+        return {"version": av.version, "path": str(av.path), "resumed": True}
+    model, rcfg, _ = _load_candidate(n)
+    data = n.night().data
+    staging = reg.staging_dir(n.run_id.replace("/", "_"))
+    s = n.state.stages
+    meta = {
+        "run_id": n.run_id,
+        "name": n.cfg.name,
+        "date": n.date.isoformat(),
+        "model": n.cfg.model.name,
+        "store": str(n.paths["store"]),
+        "store_version": s["ingest"]["version"],
+        "parent": s["train"]["warm_from"],
+        "mode": s["train"]["mode"],
+        "metrics": {k: v for k, v in s["evaluate"].items() if k in ("candidate",)},
+        "graphrec": __version__,
+    }
+    export_model(model, data, staging, config=rcfg.model_dump(mode="json"), metrics=s["evaluate"]["candidate"],
+                 index=n.cfg.publish.index, overwrite=True)  # fmt: skip
+    atomic_write_json(staging / "metrics.json", s["evaluate"])
+    atomic_write_text(staging / "config.yaml", yaml.safe_dump({"pipeline": n.cfg.model_dump(mode="json"),
+                                                                "rec": rcfg.model_dump(mode="json")}, sort_keys=False))  # fmt: skip
+    atomic_write_text(staging / "MODEL_CARD.md", _model_card(n, meta))
+    av = reg.publish(staging, meta, promote=True, reason=n.run_id)
+    return {"version": av.version, "path": str(av.path)}
+
+
+def _stage_retain(n: _Night, bar) -> dict[str, Any]:
+    if "publish" not in n.state.stages:
+        return {"removed": []}
+    return {"removed": list(n.registry.prune(n.cfg.publish.keep))}
+
+
+STAGE_FUNCS = {
+    "ingest": _stage_ingest,
+    "build": _stage_build,
+    "encoders": _stage_encoders,
+    "train": _stage_train,
+    "evaluate": _stage_evaluate,
+    "gate": _stage_gate,
+    "publish": _stage_publish,
+    "retain": _stage_retain,
+}
+assert tuple(STAGE_FUNCS) == STAGES
+
+
+# ---------------------------------------------------------------------------- the night
+def _result(n: _Night, status: str, *, skipped: bool = False, error: str | None = None,
+            seconds: float = 0.0) -> NightResult:  # fmt: skip
+    s = n.state.stages
+    ev = s.get("evaluate", {})
+    return NightResult(
+        date=n.date.isoformat(), status=status, exit_code=EXIT_CODES[status], skipped=skipped,
+        artifact_version=s.get("publish", {}).get("version"),
+        store_version=s.get("ingest", {}).get("version"),
+        warm_from=s.get("train", {}).get("warm_from"),
+        metrics={k: v for k, v in ev.items()}, gate=s.get("gate", {}),
+        train={k: v for k, v in s.get("train", {}).items() if k != "warm_start"},
+        stage_seconds=dict(n.state.data.get("stage_seconds", {})),
+        seconds=seconds, error=error, run_dir=str(n.run_dir),
+    )  # fmt: skip
+
+
+def run_night(cfg: PipelineConfig, date: str | dt.date, *, force: bool = False, console: Console | None = None,
+              progress: bool = True) -> NightResult:  # fmt: skip
+    """Run (or resume) the night ``date``; see the module docstring. Never raises for a failed
+    stage: the result says ``failed`` and names the error. Raises :class:`PipelineLockedError`
+    when another run holds the lock."""
+    date = parse_date(date)
+    console = console or Console(stderr=True)
+    paths = cfg.paths_resolved
+    with pipeline_lock(paths["runs"], date.isoformat()):
+        n = _Night(cfg, date, console, progress)
+        if n.state.status in (PUBLISHED, GATED) and not force:
+            return _result(n, n.state.status, skipped=True)
+        if force and n.state.stages:
+            n.state.set(generation=n.generation + 1)
+            n.state.reset()
+            for f in ("train.start.json", "train.ckpt.pt"):
+                (n.run_dir / f).unlink(missing_ok=True)
+        attempt = int(n.state.data.get("attempts", 0)) + 1
+        n.state.set(attempts=attempt, status="running", started_at=now())
+        n.log = RunLog(n.run_dir / "log.jsonl", attempt)
+        n.emit("run_start", date=date.isoformat(), name=cfg.name, force=force, pid=os.getpid(),
+               resume_from=next((s for s in STAGES if not n.state.done(s)), None))  # fmt: skip
+        t_night = time.perf_counter()
+        stage_seconds = dict(n.state.data.get("stage_seconds", {}))
+        with Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                      TimeElapsedColumn(), TextColumn("{task.fields[info]}"), console=console,
+                      disable=not progress, transient=True) as bar:  # fmt: skip
+            stages_task = bar.add_task(f"{cfg.name} {date}", total=len(STAGES), info="")
+            for stage in STAGES:
+                if n.state.done(stage):
+                    if stage == "build":
+                        _check_split(n)
+                    n.emit("stage_skip", stage=stage, reason="finished by an earlier attempt")
+                    bar.advance(stages_task)
+                    continue
+                if stage == "publish" and not n.state.stages["gate"]["passed"]:
+                    n.state.record(stage, {"skipped": "gated"})
+                    n.emit("stage_skip", stage=stage, reason="gated")
+                    bar.advance(stages_task)
+                    continue
+                bar.update(stages_task, info=stage)
+                n.emit("stage_start", stage=stage)
+                t0 = time.perf_counter()
+                try:
+                    outputs = STAGE_FUNCS[stage](n, bar)
+                except Exception as exc:  # a failed night is recorded, not raised
+                    secs = time.perf_counter() - t0
+                    msg = f"{stage}: {type(exc).__name__}: {exc}"
+                    n.emit("stage_error", stage=stage, seconds=secs, error=msg, traceback=traceback.format_exc())
+                    n.state.set(status=FAILED, failed_stage=stage, error=msg, finished_at=now())
+                    n.emit("run_end", status=FAILED, seconds=time.perf_counter() - t_night)
+                    return _result(n, FAILED, error=msg, seconds=time.perf_counter() - t_night)
+                secs = time.perf_counter() - t0
+                stage_seconds[stage] = stage_seconds.get(stage, 0.0) + secs
+                n.state.data["stage_seconds"] = stage_seconds
+                n.state.record(stage, outputs)
+                n.emit("stage_end", stage=stage, seconds=secs, outputs=outputs)
+                fault_point(f"after_{stage}")
+                bar.advance(stages_task)
+        status = PUBLISHED if n.state.stages["gate"]["passed"] else GATED
+        n.state.set(status=status, finished_at=now(), failed_stage=None, error=None)
+        n.emit("run_end", status=status, seconds=time.perf_counter() - t_night)
+        # the stage checkpoints served their purpose; the run record and metrics stay
+        for f in ("train.ckpt.pt",):
+            (n.run_dir / f).unlink(missing_ok=True)
+        return _result(n, status, seconds=time.perf_counter() - t_night)
+
+
+def remove_run(cfg: PipelineConfig, date: str | dt.date) -> None:
+    """Forget the record of ``date`` (its store versions and artifacts stay)."""
+    shutil.rmtree(cfg.paths_resolved["runs"] / parse_date(date).isoformat(), ignore_errors=True)

@@ -1,0 +1,100 @@
+"""Warm start from a published model, and its embeddings mapped onto tonight's ids.
+
+A published version holds the model's ``state_dict`` (``model.pt``) and the external ids of
+its users and targets (``embeddings/*.parquet``). Tonight's model may know more users and
+targets. Rows are matched by external id: rows of known nodes take the published weights,
+rows of new nodes keep their fresh initialisation. Parameters other than the ID-embedding
+table are copied when their shapes match.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import torch
+from torch import Tensor, nn
+
+EMBEDDING_KEY = "embedding.weight"
+
+
+def _ids(path: Path) -> list[Any]:
+    df = pl.read_parquet(path, columns=["external_id", "id"]).sort("id")
+    return df["external_id"].to_list()
+
+
+def _row_map(old_ids: list[Any], new_ids: list[Any]) -> tuple[np.ndarray, np.ndarray]:
+    """``(new rows, old rows)`` of the external ids present in both."""
+    old = {x: n for n, x in enumerate(old_ids)}
+    new_rows, old_rows = [], []
+    for n, x in enumerate(new_ids):
+        o = old.get(x)
+        if o is not None:
+            new_rows.append(n)
+            old_rows.append(o)
+    return np.asarray(new_rows, np.int64), np.asarray(old_rows, np.int64)
+
+
+@dataclass
+class WarmStartReport:
+    users_kept: int = 0
+    users_new: int = 0
+    targets_kept: int = 0
+    targets_new: int = 0
+    copied: list[str] = field(default_factory=list)
+    fresh: list[str] = field(default_factory=list)  # parameters left at their initialisation
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def published_ids(folder: Path, target: str) -> tuple[list[Any], list[Any]]:
+    return _ids(folder / "embeddings" / "user.parquet"), _ids(folder / "embeddings" / f"{target}.parquet")
+
+
+@torch.no_grad()
+def warm_start(model: nn.Module, folder: Path, user_ids: list[Any], target_ids: list[Any],
+               target: str = "item") -> WarmStartReport:  # fmt: skip
+    """Load the published model in ``folder`` into ``model`` (a ``BipartiteRecommender``), by external id."""
+    state = torch.load(folder / "model.pt", map_location="cpu", weights_only=True)
+    old_users, old_targets = published_ids(folder, target)
+    report = WarmStartReport()
+    own = model.state_dict()
+    for name, value in state.items():
+        if name == EMBEDDING_KEY and name in own:
+            w = own[name]
+            if value.shape[0] != len(old_users) + len(old_targets) or value.shape[1] != w.shape[1]:
+                report.fresh.append(name)
+                continue
+            nu, ou = _row_map(old_users, user_ids)
+            nt, ot = _row_map(old_targets, target_ids)
+            w[torch.from_numpy(nu)] = value[torch.from_numpy(ou)]
+            w[torch.from_numpy(nt + len(user_ids))] = value[torch.from_numpy(ot + len(old_users))]
+            report.users_kept, report.users_new = int(nu.size), len(user_ids) - int(nu.size)
+            report.targets_kept, report.targets_new = int(nt.size), len(target_ids) - int(nt.size)
+            report.copied.append(name)
+        elif name in own and own[name].shape == value.shape:
+            own[name].copy_(value)
+            report.copied.append(name)
+        else:
+            report.fresh.append(name)
+    report.fresh += [n for n in own if n not in state]
+    return report
+
+
+def published_embeddings(folder: Path, target: str, user_ids: list[Any], target_ids: list[Any]) -> tuple[Tensor, Tensor]:
+    """The published output embeddings arranged in tonight's ids (zeros for nodes it does not know)."""
+
+    def arrange(path: Path, ids: list[Any]) -> Tensor:
+        df = pl.read_parquet(path).sort("id")
+        emb = np.asarray(df["embedding"].to_list(), np.float32)
+        out = np.zeros((len(ids), emb.shape[1]), np.float32)
+        new_rows, old_rows = _row_map(df["external_id"].to_list(), ids)
+        out[new_rows] = emb[old_rows]
+        return torch.from_numpy(out)
+
+    return (arrange(folder / "embeddings" / "user.parquet", user_ids),
+            arrange(folder / "embeddings" / f"{target}.parquet", target_ids))  # fmt: skip
