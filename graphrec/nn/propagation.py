@@ -56,6 +56,18 @@ def to_csr(edge_index: Tensor, edge_weight: Tensor, num_nodes: int) -> Tensor:
         return coo.to_sparse_csr()
 
 
+def spmm(op: Tensor, h: Tensor) -> Tensor:
+    """``op @ h`` for a sparse CSR ``op`` and a dense ``h``.
+
+    Written as ``addmm`` with ``beta=0`` into a fresh output: on CPU (torch 2.13) that runs
+    the same kernel as ``op @ h`` without its extra fill and copy of the result, about 4x
+    faster for a 2708 x 512 ``h`` (benchmarks/epoch_time.py measures the effect).
+    """
+    if h.dim() != 2:
+        return op @ h
+    return torch.addmm(h.new_empty(op.size(0), h.size(1)), op, h, beta=0)
+
+
 class _SpMM(torch.autograd.Function):
     """``op @ h`` whose backward multiplies by a cached transpose (torch would transpose and
     re-sort the CSR matrix on every backward pass)."""
@@ -63,11 +75,11 @@ class _SpMM(torch.autograd.Function):
     @staticmethod
     def forward(ctx, op: Tensor, op_t: Tensor, h: Tensor) -> Tensor:
         ctx.op_t = op_t
-        return op @ h
+        return spmm(op, h)
 
     @staticmethod
     def backward(ctx, grad: Tensor):
-        return None, None, ctx.op_t @ grad
+        return None, None, spmm(ctx.op_t, grad)
 
 
 class Propagation(nn.Module):
@@ -111,7 +123,7 @@ class Propagation(nn.Module):
         op = self.operator(edge_index, h.size(0), edge_weight)
         if h.requires_grad:
             return _SpMM.apply(op, self._op_t, h)
-        return op @ h
+        return spmm(op, h)
 
     def extra_repr(self) -> str:
         return f"normalization={self.normalization!r}"
