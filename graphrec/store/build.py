@@ -9,14 +9,18 @@ edge type ``(target_type, 'rev_' + event_type, 'user')`` holds the same edges re
 Edge attributes: ``edge_time`` (int64 UTC epoch seconds), ``edge_weight`` (float32) and,
 where any event carries one, ``edge_value`` (float32, NaN where absent).
 
-Per-partition edge arrays are cached under ``<store>/cache/edges/<checksum>.npz``; a
+Per-partition edge arrays are cached under ``<store>/cache/edges/<checksum>.v3.bin``; a
 partition file never changes, so its checksum is a safe key and a build over a new
-window only decodes partitions it has not seen before.
+window only decodes partitions it has not seen before. A cache file holds raw arrays at
+aligned offsets behind a JSON header; a build memory-maps it and copies each array once,
+straight into the graph's tensors, so a nightly build over a window of cached days costs
+about one pass over the window's edges.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -31,54 +35,178 @@ from graphrec.store.schema import USER
 from graphrec.store.store import GraphStore, _to_utc
 
 CACHE_DIR = "cache/edges"
-_CACHE_FORMAT = 2
-
-
-def _cache_path(store: GraphStore, entry: FileEntry) -> Path:
-    return store.root / CACHE_DIR / f"{entry.checksum.split(':', 1)[1]}.v{_CACHE_FORMAT}.npz"
-
+_CACHE_FORMAT = 3
+_MAGIC = b"GRECEDGE"
+_ALIGN = 64  # every array in a cache file starts at a multiple of this many bytes
 
 Group = tuple[str, str]  # (target type, event type)
 FIELDS = ("user", "target", "time_us", "value", "weight")
+#: Fields that may be absent from a group: ``None`` stands for "NaN on every edge".
+OPTIONAL = ("value", "weight")
+#: Arrays of one group; an optional field is ``None`` when it is NaN on every edge.
+Arrays = dict[str, np.ndarray | None]
 
 
-def partition_arrays(store: GraphStore, entry: FileEntry, *, cache: bool = True) -> dict[Group, dict[str, np.ndarray]]:
-    """Edge arrays of one partition file, grouped by (target type, event type).
+def _cache_path(store: GraphStore, entry: FileEntry) -> Path:
+    return store.root / CACHE_DIR / f"{entry.checksum.split(':', 1)[1]}.v{_CACHE_FORMAT}.bin"
 
-    Each group holds ``user``, ``target``, ``time_us`` (int64 UTC microseconds), ``value``
-    and ``weight`` (float64, NaN where absent). Loaded from the cache when present, else
-    decoded from parquet and cached under the file's checksum.
+
+def _padded(n: int) -> int:
+    return -(-n // _ALIGN) * _ALIGN
+
+
+def _write_cache(path: Path, groups: dict[Group, Arrays]) -> None:
+    """Write ``groups`` as one uncompressed file: magic, JSON header, aligned raw arrays.
+
+    Raw arrays at aligned offsets let a build memory-map the file and copy each array
+    once, straight into the graph's tensors; absent (all-NaN) fields take no space.
     """
-    path = _cache_path(store, entry)
-    if cache and path.is_file():
-        try:
-            out: dict[Group, dict[str, np.ndarray]] = {}
-            with np.load(path, allow_pickle=False) as z:
-                for key in z.files:
-                    tt, et, field = key.split("|")
-                    out.setdefault((tt, et), {})[field] = z[key]
-            return out
-        except (OSError, ValueError):
-            pass  # a damaged cache entry is rebuilt below
+    specs, blocks, offset = [], [], 0
+    for (tt, et), arrs in groups.items():
+        spec: dict[str, Any] = {
+            "target_type": tt,
+            "event_type": et,
+            "rows": int(arrs["user"].shape[0]),
+            "arrays": {},
+        }
+        for k in FIELDS:
+            a = arrs[k]
+            if a is None:
+                continue
+            a = np.ascontiguousarray(a)
+            spec["arrays"][k] = {"dtype": a.dtype.str, "offset": offset}
+            blocks.append(a)
+            offset += _padded(a.nbytes)
+        specs.append(spec)
+    header = json.dumps({"format": _CACHE_FORMAT, "groups": specs, "data_bytes": offset}).encode()
+    start = _padded(16 + len(header))
+    with atomic_open(path, "wb") as fh:
+        fh.write(_MAGIC + len(header).to_bytes(8, "little") + header)
+        fh.write(b"\0" * (start - 16 - len(header)))
+        for a in blocks:
+            fh.write(a.data)
+            fh.write(b"\0" * (_padded(a.nbytes) - a.nbytes))
+
+
+#: The dtypes a cache file may hold per field (little-endian).
+_CACHE_DTYPES = {
+    "user": ("<i4", "<i8"),
+    "target": ("<i4", "<i8"),
+    "time_us": ("<i8",),
+    "value": ("<f8",),
+    "weight": ("<f8",),
+}
+
+
+def _read_cache(path: Path) -> dict[Group, Arrays]:
+    """Memory-mapped arrays of a cache file; raises ``ValueError`` if the file is damaged."""
+    buf = np.memmap(path, dtype=np.uint8, mode="r")  # an empty file raises ValueError
+    if buf.shape[0] < 16 or bytes(buf[:8]) != _MAGIC:
+        raise ValueError(f"{path} is not an edge-cache file")
+    hlen = int.from_bytes(bytes(buf[8:16]), "little")
+    try:
+        header = json.loads(bytes(buf[16 : 16 + hlen]))
+        start = _padded(16 + hlen)
+        if header["format"] != _CACHE_FORMAT or buf.shape[0] != start + header["data_bytes"]:
+            raise ValueError(f"{path} has the wrong format or size")
+        out: dict[Group, Arrays] = {}
+        for spec in header["groups"]:
+            n, arrays = int(spec["rows"]), spec["arrays"]
+            if n < 0:
+                raise ValueError(f"{path}: negative row count")
+            group: Arrays = {}
+            for k in FIELDS:
+                if k not in arrays:
+                    if k not in OPTIONAL:
+                        raise ValueError(f"{path} lacks the {k!r} array")
+                    group[k] = None
+                    continue
+                dtype = arrays[k]["dtype"]
+                if dtype not in _CACHE_DTYPES[k]:
+                    raise ValueError(f"{path}: unexpected dtype {dtype} for {k!r}")
+                lo = start + int(arrays[k]["offset"])
+                hi = lo + n * np.dtype(dtype).itemsize
+                if lo < start or hi > buf.shape[0]:
+                    raise ValueError(f"{path}: array {k!r} lies outside the file")
+                group[k] = buf[lo:hi].view(dtype)
+            out[(str(spec["target_type"]), str(spec["event_type"]))] = group
+        return out
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(f"{path} has a malformed header: {exc}") from exc
+
+
+def _decode(store: GraphStore, entry: FileEntry) -> dict[Group, Arrays]:
+    """Edge arrays of one partition file, decoded from parquet (ids as int32 where they fit)."""
     df = pl.read_parquet(
         store.path(entry),
         columns=["timestamp", "user", "target_type", "target", "event_type", "value", "weight"],
     )
-    out = {}
-    for (tt, et), part in df.partition_by(["target_type", "event_type"], as_dict=True, maintain_order=True).items():
-        out[(tt, et)] = {
-            "user": part["user"].to_numpy(),
-            "target": part["target"].to_numpy(),
+    out: dict[Group, Arrays] = {}
+    for (tt, et), part in df.partition_by(
+        ["target_type", "event_type"], as_dict=True, maintain_order=True
+    ).items():
+        arrs: Arrays = {
+            "user": _compact_ids(part["user"].to_numpy()),
+            "target": _compact_ids(part["target"].to_numpy()),
             "time_us": part["timestamp"].dt.epoch("us").to_numpy(),
-            "value": part["value"].cast(pl.Float64).fill_null(np.nan).to_numpy(),
-            "weight": part["weight"].cast(pl.Float64).fill_null(np.nan).to_numpy(),
         }
+        for k in OPTIONAL:
+            values = part[k].cast(pl.Float64).fill_null(np.nan).to_numpy()
+            arrs[k] = None if np.isnan(values).all() else values
+        out[(tt, et)] = arrs
+    return out
+
+
+def _compact_ids(a: np.ndarray) -> np.ndarray:
+    # Ids are contiguous from 0: int32 holds them in half the bytes a build has to read.
+    return (
+        a.astype(np.int32)
+        if a.size and 0 <= a.min() and a.max() < 2**31
+        else a.astype(np.int64, copy=False)
+    )
+
+
+def _partition_groups(
+    store: GraphStore, entry: FileEntry, *, cache: bool = True
+) -> dict[Group, Arrays]:
+    """Edge arrays of one partition file by (target type, event type), from the cache when possible.
+
+    Cached arrays are read-only memory maps of the cache file; a missing or damaged
+    cache file is (re)written from the decoded partition.
+    """
+    path = _cache_path(store, entry)
+    if cache and path.is_file():
+        try:
+            return _read_cache(path)
+        except (OSError, ValueError):
+            pass  # a damaged cache entry is rebuilt below
+    out = _decode(store, entry)
     if cache:
         try:
-            with atomic_open(path, "wb") as fh:
-                np.savez(fh, **{f"{tt}|{et}|{k}": v for (tt, et), arrs in out.items() for k, v in arrs.items()})
+            _write_cache(path, out)
         except OSError:
             pass  # read-only store: building still works, just without the cache
+    return out
+
+
+def partition_arrays(
+    store: GraphStore, entry: FileEntry, *, cache: bool = True
+) -> dict[Group, dict[str, np.ndarray]]:
+    """Edge arrays of one partition file, grouped by (target type, event type).
+
+    Each group holds ``user``, ``target`` (int64), ``time_us`` (int64 UTC microseconds),
+    ``value`` and ``weight`` (float64, NaN where absent). Loaded from the cache when
+    present, else decoded from parquet and cached under the file's checksum.
+    """
+    out: dict[Group, dict[str, np.ndarray]] = {}
+    for group, arrs in _partition_groups(store, entry, cache=cache).items():
+        n = arrs["user"].shape[0]
+        out[group] = {
+            k: np.full(n, np.nan)
+            if v is None
+            else np.array(v, dtype=np.float64 if k in OPTIONAL else np.int64)
+            for k, v in arrs.items()
+        }
     return out
 
 
@@ -150,46 +278,41 @@ def build(
     sizes = {nt: e.size for nt, e in manifest.id_maps.items()}
     parts = store.partitions(manifest.version, start=start_dt, end=end_dt)
     entries = [(day, f) for day, fs in parts.items() for f in fs]
-    collected: dict[Group, dict[str, list[np.ndarray]]] = {}
+    collected: dict[Group, list[Arrays]] = {}
     with _Progress(progress) as bar:
         for i, (day, entry) in enumerate(entries):
             bar.update("loading partitions", i, len(entries))
             # Only the first and last day of a window can hold events outside it.
             edge_day = (start_dt is not None and day == start_dt.date().isoformat()) or (
-                end_dt is not None and day >= (end_dt - dt.timedelta(microseconds=1)).date().isoformat()
+                end_dt is not None
+                and day >= (end_dt - dt.timedelta(microseconds=1)).date().isoformat()
             )
-            for group, arrs in partition_arrays(store, entry, cache=cache).items():
+            for group, arrs in _partition_groups(store, entry, cache=cache).items():
                 if group[0] not in keep_tt or group[1] not in keep_et:
                     continue
                 if edge_day:
-                    t = arrs["time_us"]
-                    sel = np.ones(t.shape[0], dtype=bool)
-                    if lo_us is not None:
-                        sel &= t >= lo_us
-                    if hi_us is not None:
-                        sel &= t < hi_us
-                    if not sel.all():
-                        arrs = {k: v[sel] for k, v in arrs.items()}
+                    arrs = _in_window(arrs, lo_us, hi_us)
                 if arrs["user"].size:
-                    lists = collected.setdefault(group, {k: [] for k in FIELDS})
-                    for k in FIELDS:
-                        lists[k].append(arrs[k])
+                    collected.setdefault(group, []).append(arrs)
         bar.update("building graph", 0, 1)
 
-    order = {(tt, et): (schema.target_types.index(tt), schema.event_types.index(et))
-             for tt, et in collected}
-    groups: dict[Group, dict[str, np.ndarray]] = {
-        g: {k: (v[0] if len(v) == 1 else np.concatenate(v)) for k, v in collected[g].items()}
-        for g in sorted(collected, key=order.__getitem__)
+    order = {
+        g: (schema.target_types.index(g[0]), schema.event_types.index(g[1])) for g in collected
     }
-    del collected
+    groups = {g: _concatenate(collected.pop(g)) for g in sorted(collected, key=order.__getitem__)}
 
     weights = dict(event_weights or {})
     for (_, et), a in groups.items():
         w = weights.get(et, 1.0)
-        base = np.nan_to_num(a["value"], nan=0.0) if w == "value" else np.full(a["user"].shape[0], float(w))
+        if w == "value":
+            value = a["value"]
+            base: np.ndarray | float = (
+                np.nan_to_num(value, nan=0.0) if value is not None else np.zeros(a["time"].shape[0])
+            )
+        else:
+            base = float(w)  # the same weight on every edge: kept as one number until the end
         own = a["weight"]
-        a["edge_weight"] = base * np.nan_to_num(own, nan=1.0) if not np.isnan(own).all() else base
+        a["edge_weight"] = base * np.nan_to_num(own, nan=1.0) if own is not None else base
 
     node_mask: dict[str, np.ndarray] = {}
     if min_interactions and min_interactions > 1:
@@ -199,23 +322,32 @@ def build(
     for nt in schema.node_types:
         data[nt].num_nodes = sizes.get(nt, 0)
     for (tt, et), a in groups.items():
-        src, dst, t_us, w, val = a["user"], a["target"], a["time_us"], a["edge_weight"], a["value"]
+        ei, t, w, val = a["edge_index"], a["time"], a["edge_weight"], a["value"]
+        n = t.shape[0]
         if collapse:
-            src, dst, t_us, w, val = _collapse(src, dst, t_us, w, val)
-        ei = torch.from_numpy(np.stack([src, dst]).astype(np.int64, copy=False))
-        attrs = {
-            "edge_time": torch.from_numpy(np.floor_divide(t_us, 1_000_000)),
-            "edge_weight": torch.from_numpy(w.astype(np.float32)),
-        }
-        if not np.isnan(val).all():
+            src, dst, t, w, val = _collapse(
+                ei[0],
+                ei[1],
+                t,
+                np.full(n, w) if isinstance(w, float) else w,
+                np.full(n, np.nan) if val is None else val,
+            )
+            ei = np.stack([src, dst]).astype(np.int64, copy=False)
+        if isinstance(w, float):
+            w32 = np.full(t.shape[0], w, dtype=np.float32)
+        else:
+            w32 = w.astype(np.float32)
+        attrs = {"edge_time": torch.from_numpy(t), "edge_weight": torch.from_numpy(w32)}
+        if val is not None and not np.isnan(val).all():
             attrs["edge_value"] = torch.from_numpy(val.astype(np.float32))
+        ei_t = torch.from_numpy(ei)
         fwd = data[USER, et, tt]
-        fwd.edge_index = ei
+        fwd.edge_index = ei_t
         for k, v in attrs.items():
             fwd[k] = v
         if reverse:
             rev = data[tt, f"rev_{et}", USER]
-            rev.edge_index = ei.flip(0)
+            rev.edge_index = ei_t.flip(0)
             for k, v in attrs.items():
                 rev[k] = v
     for nt, mask in node_mask.items():
@@ -228,45 +360,105 @@ def build(
         "root": str(store.root),
         "version": manifest.version,
         "schema_hash": manifest.schema_hash,
-        "window": [start_dt.isoformat() if start_dt else None, end_dt.isoformat() if end_dt else None],
+        "window": [
+            start_dt.isoformat() if start_dt else None,
+            end_dt.isoformat() if end_dt else None,
+        ],
         "min_interactions": min_interactions,
     }
     return data
 
 
-def _k_core(groups: dict[Group, dict[str, np.ndarray]], sizes: dict[str, int], k: int):
+def _in_window(arrs: Arrays, lo_us: int | None, hi_us: int | None) -> Arrays:
+    """The edges of ``arrs`` with ``lo_us <= time_us < hi_us`` (``arrs`` itself when all are inside)."""
+    t = arrs["time_us"]
+    sel = np.ones(t.shape[0], dtype=bool)
+    if lo_us is not None:
+        sel &= t >= lo_us
+    if hi_us is not None:
+        sel &= t < hi_us
+    if sel.all():
+        return arrs
+    out: Arrays = {k: None if v is None else v[sel] for k, v in arrs.items()}
+    for k in OPTIONAL:
+        v = out[k]
+        if v is not None and np.isnan(v).all():
+            out[k] = None  # keeps "None = NaN on every edge" true after the cut
+    return out
+
+
+def _concatenate(parts: list[Arrays]) -> dict[str, Any]:
+    """One group's arrays from its partitions, written once into fresh arrays.
+
+    Returns ``edge_index`` (int64, shape ``[2, n]``), ``time`` (int64 epoch seconds) and
+    ``value`` / ``weight`` (float64 with NaN where absent, or None when absent on every
+    edge). Cached partitions are memory maps, so each array is copied exactly once, from
+    the page cache into its final place.
+    """
+    n = sum(p["user"].shape[0] for p in parts)
+    edge_index = np.empty((2, n), dtype=np.int64)
+    time = np.empty(n, dtype=np.int64)
+    optional = {k: np.empty(n) if any(p[k] is not None for p in parts) else None for k in OPTIONAL}
+    lo = 0
+    for p in parts:
+        hi = lo + p["user"].shape[0]
+        edge_index[0, lo:hi] = p["user"]
+        edge_index[1, lo:hi] = p["target"]
+        np.floor_divide(p["time_us"], 1_000_000, out=time[lo:hi])
+        for k, out in optional.items():
+            if out is not None:
+                out[lo:hi] = np.nan if p[k] is None else p[k]
+        lo = hi
+    return {"edge_index": edge_index, "time": time, **optional}
+
+
+def _k_core(groups: dict[Group, dict[str, Any]], sizes: dict[str, int], k: int):
     """Keep edges whose user and target both have >= k edges (all groups counted), until stable."""
-    keep = {g: np.ones(a["user"].shape[0], dtype=bool) for g, a in groups.items()}
+    keep = {g: np.ones(a["time"].shape[0], dtype=bool) for g, a in groups.items()}
     target_types = sorted({g[0] for g in groups} | {t for t in sizes if t != USER})
     while True:
         du = np.zeros(sizes.get(USER, 0), dtype=np.int64)
         dt_ = {t: np.zeros(sizes.get(t, 0), dtype=np.int64) for t in target_types}
         for g, a in groups.items():
-            du += np.bincount(a["user"][keep[g]], minlength=du.shape[0])
-            dt_[g[0]] += np.bincount(a["target"][keep[g]], minlength=dt_[g[0]].shape[0])
+            src, dst = a["edge_index"]
+            du += np.bincount(src[keep[g]], minlength=du.shape[0])
+            dt_[g[0]] += np.bincount(dst[keep[g]], minlength=dt_[g[0]].shape[0])
         changed = False
         for g, a in groups.items():
-            new = keep[g] & (du[a["user"]] >= k) & (dt_[g[0]][a["target"]] >= k)
+            src, dst = a["edge_index"]
+            new = keep[g] & (du[src] >= k) & (dt_[g[0]][dst] >= k)
             if new.sum() != keep[g].sum():
                 keep[g], changed = new, True
         if not changed:
             break
     masks = {USER: du >= k, **{t: d >= k for t, d in dt_.items()}}
-    out = {g: {f: v[keep[g]] for f, v in a.items()} for g, a in groups.items()}
-    return {g: a for g, a in out.items() if a["user"].size}, masks
+    out = {g: {f: _select(v, keep[g]) for f, v in a.items()} for g, a in groups.items()}
+    return {g: a for g, a in out.items() if a["time"].size}, masks
 
 
-def _collapse(src, dst, t_us, w, val):
-    df = pl.DataFrame({"s": src, "d": dst, "t": t_us, "w": w, "v": val}).group_by("s", "d", maintain_order=True).agg(
-        pl.col("t").max(), pl.col("w").sum(), pl.col("v").fill_nan(None).drop_nulls().last()
+def _select(v: Any, mask: np.ndarray) -> Any:
+    """``v`` at the edges in ``mask``: arrays along their last axis; None and numbers as they are."""
+    return v[..., mask] if isinstance(v, np.ndarray) else v
+
+
+def _collapse(src, dst, t, w, val):
+    df = (
+        pl.DataFrame({"s": src, "d": dst, "t": t, "w": w, "v": val})
+        .group_by("s", "d", maintain_order=True)
+        .agg(pl.col("t").max(), pl.col("w").sum(), pl.col("v").fill_nan(None).drop_nulls().last())
     )
     return (
-        df["s"].to_numpy(), df["d"].to_numpy(), df["t"].to_numpy(), df["w"].to_numpy(),
+        df["s"].to_numpy(),
+        df["d"].to_numpy(),
+        df["t"].to_numpy(writable=True),
+        df["w"].to_numpy(),
         df["v"].cast(pl.Float64).fill_null(np.nan).to_numpy(),
     )
 
 
-def _attach_features(data, store: GraphStore, version: int, nt: str, n: int, categorical: str) -> None:
+def _attach_features(
+    data, store: GraphStore, version: int, nt: str, n: int, categorical: str
+) -> None:
     import torch
 
     schema = store.schema(version)
@@ -274,20 +466,26 @@ def _attach_features(data, store: GraphStore, version: int, nt: str, n: int, cat
     table = store.attributes(nt, version)
     if table is None:
         return
-    full = pl.DataFrame({"id": np.arange(n, dtype=np.int64)}).join(table, on="id", how="left", maintain_order="left")
+    full = pl.DataFrame({"id": np.arange(n, dtype=np.int64)}).join(
+        table, on="id", how="left", maintain_order="left"
+    )
     numeric = [c for c, k in spec.columns.items() if k == "numeric"]
     cats = [c for c, k in spec.columns.items() if k == "categorical"]
     texts = [c for c, k in spec.columns.items() if k == "text"]
     blocks, names = [], []
     if numeric:
-        blocks.append(full.select(pl.col(numeric).cast(pl.Float32).fill_nan(0.0).fill_null(0.0)).to_numpy())
+        blocks.append(
+            full.select(pl.col(numeric).cast(pl.Float32).fill_nan(0.0).fill_null(0.0)).to_numpy()
+        )
         names += numeric
     vocab: dict[str, list[str]] = {}
     codes = []
     for c in cats:
         values = sorted(full[c].drop_nulls().unique().to_list())
         vocab[c] = values
-        code = full[c].replace_strict(values, list(range(1, len(values) + 1)), default=0, return_dtype=pl.Int64)
+        code = full[c].replace_strict(
+            values, list(range(1, len(values) + 1)), default=0, return_dtype=pl.Int64
+        )
         codes.append(code.to_numpy())
         if categorical == "onehot":
             onehot = np.zeros((n, len(values)), dtype=np.float32)
@@ -296,7 +494,9 @@ def _attach_features(data, store: GraphStore, version: int, nt: str, n: int, cat
             blocks.append(onehot)
             names += [f"{c}={v}" for v in values]
     if blocks:
-        data[nt].x = torch.from_numpy(np.ascontiguousarray(np.concatenate(blocks, axis=1), dtype=np.float32))
+        data[nt].x = torch.from_numpy(
+            np.ascontiguousarray(np.concatenate(blocks, axis=1), dtype=np.float32)
+        )
         data[nt].x_names = names
     if cats and categorical == "index":
         data[nt].x_cat = torch.from_numpy(np.stack(codes, axis=1))

@@ -94,9 +94,10 @@ class Interactions:
             user_ids = _external_ids(st, USER, version, n_users)
             item_ids = _external_ids(st, target, version, n_items)
         return cls(
-            user=np.concatenate(users).astype(np.int64),
-            item=np.concatenate(items).astype(np.int64),
-            time=np.concatenate(times).astype(np.int64),
+            # One copy into fresh int64 arrays: no memory is shared with ``data``.
+            user=np.concatenate(users, dtype=np.int64),
+            item=np.concatenate(items, dtype=np.int64),
+            time=np.concatenate(times, dtype=np.int64),
             num_users=n_users,
             num_items=n_items,
             target=target,

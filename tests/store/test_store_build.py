@@ -117,7 +117,7 @@ def test_node_features(store):
 def test_partition_cache_is_used_and_keyed_by_checksum(store, monkeypatch):
     build(store)
     cache = store.root / CACHE_DIR
-    files = sorted(cache.glob("*.npz"))
+    files = sorted(cache.glob("*.bin"))
     assert len(files) == 3
     calls = []
     real = pl.read_parquet
@@ -128,7 +128,7 @@ def test_partition_cache_is_used_and_keyed_by_checksum(store, monkeypatch):
     calls.clear()
     build(store, features=False)
     assert len(calls) == 1  # only the new partition
-    assert len(list(cache.glob("*.npz"))) == 4
+    assert len(list(cache.glob("*.bin"))) == 4
     entry = store.manifest().partitions["2024-01-01"][0]
     assert entry.checksum.split(":")[1] in " ".join(p.name for p in files)
     a = partition_arrays(store, entry)
