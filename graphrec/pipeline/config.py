@@ -88,6 +88,9 @@ class TrainConfig(_Strict):
     )
     cold_epochs: int = Field(60, ge=1, description="epoch budget of a cold (re)train, and of the first night")
     warm_epochs: int = Field(15, ge=1, description="epoch budget of a warm start")
+    warm_set: list[str] = Field(
+        [], description="overrides of the recommendation config on warm nights only, e.g. train.lr=0.001"
+    )
     select: Literal["best", "last"] = Field(
         "last", description="keep the last epoch, or the best validation evaluation (early stopping)"
     )

@@ -145,12 +145,13 @@ class _Night:
             return None
         return self.registry.production
 
-    def rec_config(self, epochs: int):
+    def rec_config(self, epochs: int, warm: bool = False):
         from graphrec.tasks.rec_config import resolve_rec_config
 
         c, t = self.cfg, self.cfg.train
         overrides = [
             *c.model.set,
+            *(t.warm_set if warm else []),
             f"train.epochs={epochs}",
             f"train.select={t.select}",
             f"train.patience={t.patience}",
@@ -273,7 +274,7 @@ def _stage_train(n: _Night, bar) -> dict[str, Any]:
         atomic_write_json(start_path, start)
     warm = start["warm_from"] is not None
     epochs = cfg.train.warm_epochs if warm else cfg.train.cold_epochs
-    rcfg = n.rec_config(epochs)
+    rcfg = n.rec_config(epochs, warm)
     seed_everything(_seed(cfg.train.seed, n.date, n.generation))
     model = build_rec_model(rcfg, data)
     report = None
