@@ -88,6 +88,9 @@ class TrainConfig(_Strict):
     )
     cold_epochs: int = Field(60, ge=1, description="epoch budget of a cold (re)train, and of the first night")
     warm_epochs: int = Field(15, ge=1, description="epoch budget of a warm start")
+    fold_in: bool = Field(
+        True, description="warm start: new users/targets start at the mean embedding of their known neighbours"
+    )
     warm_set: list[str] = Field(
         [], description="overrides of the recommendation config on warm nights only, e.g. train.lr=0.001"
     )

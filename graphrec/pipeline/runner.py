@@ -281,7 +281,8 @@ def _stage_train(n: _Night, bar) -> dict[str, Any]:
     if warm and not ckpt_path.is_file():
         src = n.interactions()
         report = warm_start(model, Path(start["warm_path"]), src.user_ids or list(range(data.num_users)),
-                            src.item_ids or list(range(data.num_items)), cfg.data.target).as_dict()  # fmt: skip
+                            src.item_ids or list(range(data.num_items)), cfg.data.target,
+                            train_pairs=data.train if cfg.train.fold_in else None).as_dict()  # fmt: skip
     resume = torch.load(ckpt_path, map_location="cpu", weights_only=True) if ckpt_path.is_file() else None
     if resume is not None:
         n.emit("train_resume", epoch=int(resume["epoch"]))

@@ -46,6 +46,7 @@ class WarmStartReport:
     targets_new: int = 0
     copied: list[str] = field(default_factory=list)
     fresh: list[str] = field(default_factory=list)  # parameters left at their initialisation
+    folded_in: dict[str, int] = field(default_factory=dict)  # new nodes started from their neighbours
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -57,8 +58,15 @@ def published_ids(folder: Path, target: str) -> tuple[list[Any], list[Any]]:
 
 @torch.no_grad()
 def warm_start(model: nn.Module, folder: Path, user_ids: list[Any], target_ids: list[Any],
-               target: str = "item") -> WarmStartReport:  # fmt: skip
-    """Load the published model in ``folder`` into ``model`` (a ``BipartiteRecommender``), by external id."""
+               target: str = "item", train_pairs: Tensor | None = None) -> WarmStartReport:  # fmt: skip
+    """Load the published model in ``folder`` into ``model`` (a ``BipartiteRecommender``), by external id.
+
+    With ``train_pairs`` (``[2, E]`` user, target rows of the training graph), new nodes
+    are *folded in*: a new user's ID embedding starts as the mean of the published
+    embeddings of the targets it interacted with (and a new target's as the mean of its known
+    users'), so it starts where its neighbours are instead of at random; nodes without a
+    known neighbour keep their fresh initialisation.
+    """
     state = torch.load(folder / "model.pt", map_location="cpu", weights_only=True)
     old_users, old_targets = published_ids(folder, target)
     report = WarmStartReport()
@@ -76,6 +84,8 @@ def warm_start(model: nn.Module, folder: Path, user_ids: list[Any], target_ids: 
             report.users_kept, report.users_new = int(nu.size), len(user_ids) - int(nu.size)
             report.targets_kept, report.targets_new = int(nt.size), len(target_ids) - int(nt.size)
             report.copied.append(name)
+            if train_pairs is not None:
+                report.folded_in = _fold_in(w, train_pairs, len(user_ids), len(target_ids), nu, nt)
         elif name in own and own[name].shape == value.shape:
             own[name].copy_(value)
             report.copied.append(name)
@@ -83,6 +93,28 @@ def warm_start(model: nn.Module, folder: Path, user_ids: list[Any], target_ids: 
             report.fresh.append(name)
     report.fresh += [n for n in own if n not in state]
     return report
+
+
+def _fold_in(w: Tensor, pairs: Tensor, n_users: int, n_targets: int, known_u: np.ndarray,
+             known_t: np.ndarray) -> dict[str, int]:  # fmt: skip
+    """Set rows of new users (targets) of the embedding table ``w`` to the mean of their known neighbours' rows."""
+    is_known = torch.zeros(n_users + n_targets, dtype=torch.bool)
+    is_known[torch.from_numpy(known_u)] = True
+    is_known[torch.from_numpy(known_t + n_users)] = True
+    u, t = pairs[0].long(), pairs[1].long() + n_users
+    out = {}
+    for name, dst, src in (("users", u, t), ("targets", t, u)):
+        keep = ~is_known[dst] & is_known[src]
+        dst, src = dst[keep], src[keep]
+        if dst.numel() == 0:
+            out[name] = 0
+            continue
+        total = torch.zeros_like(w).index_add_(0, dst, w[src])
+        count = torch.bincount(dst, minlength=w.size(0)).to(w.dtype)
+        rows = torch.nonzero(count).view(-1)
+        w[rows] = total[rows] / count[rows, None]
+        out[name] = int(rows.numel())
+    return out
 
 
 def published_embeddings(folder: Path, target: str, user_ids: list[Any], target_ids: list[Any]) -> tuple[Tensor, Tensor]:

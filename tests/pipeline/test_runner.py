@@ -181,3 +181,17 @@ def test_warm_start_copies_rows_by_external_id(make_cfg):
     assert torch.equal(w[:2], fresh[:2])  # new users keep their initialisation
     assert torch.equal(w[2], old[len(old_users) - 1])  # the last old user is now row 2
     assert torch.equal(w[len(users)], old[len(old_users)])  # first item
+
+
+def test_fold_in_starts_new_nodes_at_their_neighbours_mean():
+    from graphrec.pipeline.warm import _fold_in
+
+    w = torch.arange(12, dtype=torch.float32).view(6, 2).clone()  # users 0-2, targets 3-5 (items 0-2)
+    known_u, known_t = np.array([0, 1]), np.array([0, 1])  # user 2 and item 2 are new
+    pairs = torch.tensor([[2, 2, 0, 1], [0, 1, 2, 2]])  # new user 2 -> items 0, 1; users 0, 1 -> new item 2
+    before = w.clone()
+    out = _fold_in(w, pairs, 3, 3, known_u, known_t)
+    assert out == {"users": 1, "targets": 1}
+    assert torch.equal(w[2], (before[3] + before[4]) / 2)
+    assert torch.equal(w[5], (before[0] + before[1]) / 2)
+    assert torch.equal(w[[0, 1, 3, 4]], before[[0, 1, 3, 4]])  # known rows untouched
