@@ -1,9 +1,11 @@
 """Warm start from a published model, and its embeddings mapped onto tonight's ids.
 
-A published version holds the model's ``state_dict`` (``model.pt``) and the external ids of
-its users and targets (``embeddings/*.parquet``). Tonight's model may know more users and
-targets. Rows are matched by external id: rows of known nodes take the published weights,
-rows of new nodes keep their fresh initialisation. Parameters other than the ID-embedding
+A published version holds the model's ``state_dict`` (``model.pt``), the external ids of
+its users and targets (``embeddings/*.parquet``) and the interactions it knew
+(``seen.parquet``). Tonight's model may know more users and targets. Rows are matched by
+external id: rows of nodes the published model was trained on take its weights; the others
+(new ids, or ids it had a row for but no interaction with, e.g. users known from a side
+table only) are new: they keep their fresh initialisation or are folded in. Parameters other than the ID-embedding
 table are copied when their shapes match.
 """
 
@@ -26,9 +28,11 @@ def _ids(path: Path) -> list[Any]:
     return df["external_id"].to_list()
 
 
-def _row_map(old_ids: list[Any], new_ids: list[Any]) -> tuple[np.ndarray, np.ndarray]:
-    """``(new rows, old rows)`` of the external ids present in both."""
-    old = {x: n for n, x in enumerate(old_ids)}
+def _row_map(old_ids: list[Any], new_ids: list[Any], trained: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``(new rows, old rows)`` of the external ids present in both (and, with ``trained``,
+    whose old row was trained: an id the old model had a row for but no interaction with
+    kept its random initialisation, so it counts as new)."""
+    old = {x: n for n, x in enumerate(old_ids) if trained is None or trained[n]}
     new_rows, old_rows = [], []
     for n, x in enumerate(new_ids):
         o = old.get(x)
@@ -69,6 +73,9 @@ def warm_start(model: nn.Module, folder: Path, user_ids: list[Any], target_ids: 
     """
     state = torch.load(folder / "model.pt", map_location="cpu", weights_only=True)
     old_users, old_targets = published_ids(folder, target)
+    seen = pl.read_parquet(folder / "seen.parquet")
+    trained_u = np.bincount(seen["user"].to_numpy(), minlength=len(old_users))[: len(old_users)] > 0
+    trained_t = np.bincount(seen[target].to_numpy(), minlength=len(old_targets))[: len(old_targets)] > 0
     report = WarmStartReport()
     own = model.state_dict()
     for name, value in state.items():
@@ -77,8 +84,8 @@ def warm_start(model: nn.Module, folder: Path, user_ids: list[Any], target_ids: 
             if value.shape[0] != len(old_users) + len(old_targets) or value.shape[1] != w.shape[1]:
                 report.fresh.append(name)
                 continue
-            nu, ou = _row_map(old_users, user_ids)
-            nt, ot = _row_map(old_targets, target_ids)
+            nu, ou = _row_map(old_users, user_ids, trained_u)
+            nt, ot = _row_map(old_targets, target_ids, trained_t)
             w[torch.from_numpy(nu)] = value[torch.from_numpy(ou)]
             w[torch.from_numpy(nt + len(user_ids))] = value[torch.from_numpy(ot + len(old_users))]
             report.users_kept, report.users_new = int(nu.size), len(user_ids) - int(nu.size)
