@@ -127,10 +127,12 @@ def replay_cmd(
             "artifact_version"]  # fmt: skip
     out.print(markdown_table([{k: r.get(k) for k in keep} for r in res.rows]))
     for m, s in res.summary.get("modes", {}).items():
-        out.print(f"{m}: {s['nights']} nights after the first: mean held-out {metric} {_fmt(s[f'holdout_{metric}'])}, "
+        out.print(f"{m}: {s['nights']} nights after the first: mean held-out {metric} {_fmt(s[f'holdout_{metric}'])} "
+                  f"(pooled over {s['holdout_users']} users: {_fmt(s[f'holdout_{metric}_pooled'])}), "
                   f"canary {_fmt(s[f'canary_{metric}'])}, training {s['train_s']:.1f} s in all, "
                   f"{s['published']} published, {s['gated']} gated")  # fmt: skip
-    for key in ("warm_vs_cold_holdout_" + metric, "warm_vs_cold_canary_" + metric, "warm_vs_cold_train_time"):
+    for key in (f"warm_vs_cold_holdout_{metric}", f"warm_vs_cold_holdout_{metric}_pooled",
+                f"warm_vs_cold_canary_{metric}", "warm_vs_cold_train_time", "warm_vs_cold_epochs"):  # fmt: skip
         if key in res.summary:
             out.print(f"{key.replace('_', ' ')}: {res.summary[key]:.3f}")
     out.print(f"table: {res.out}/nights.md, plot: {res.out}/replay.png, "

@@ -84,9 +84,15 @@ def summarize(rows: list[dict[str, Any]], metric: str) -> dict[str, Any]:
         mine = [r for r in rows if r["mode"] == mode and r["date"] in later]
         if not mine:
             continue
+        users = sum(int(r["holdout_users"] or 0) for r in mine)
+        pooled = sum(int(r["holdout_users"] or 0) * (r[f"holdout_{metric}"] or 0.0) for r in mine)
         out["modes"][mode] = {
             "nights": len(mine),
             f"holdout_{metric}": _mean([r[f"holdout_{metric}"] for r in mine]),
+            # every held-out user of every night counts once (nights hold 0-40 users)
+            f"holdout_{metric}_pooled": pooled / users if users else None,
+            "holdout_users": users,
+            "epochs": sum(int(r["epochs"] or 0) for r in mine),
             f"canary_{metric}": _mean([r[f"canary_{metric}"] for r in mine]),
             "train_s": sum(r["train_s"] for r in mine),
             "train_s_mean": _mean([r["train_s"] for r in mine]),
@@ -95,11 +101,13 @@ def summarize(rows: list[dict[str, Any]], metric: str) -> dict[str, Any]:
         }
     w, c = out["modes"].get("warm"), out["modes"].get("cold")
     if w and c:
-        for key in (f"holdout_{metric}", f"canary_{metric}"):
+        for key in (f"holdout_{metric}", f"holdout_{metric}_pooled", f"canary_{metric}"):
             if w[key] is not None and c[key]:
                 out[f"warm_vs_cold_{key}"] = w[key] / c[key]
         if c["train_s"]:
             out["warm_vs_cold_train_time"] = w["train_s"] / c["train_s"]
+        if c["epochs"]:
+            out["warm_vs_cold_epochs"] = w["epochs"] / c["epochs"]
     return out
 
 
