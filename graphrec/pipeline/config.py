@@ -91,6 +91,9 @@ class TrainConfig(_Strict):
     fold_in: bool = Field(
         True, description="warm start: new users/targets start at the mean embedding of their known neighbours"
     )
+    new_rows_lr: float | None = Field(
+        None, gt=0, description="warm start: learning rate of the rows of new users/targets (default: the night's)"
+    )
     warm_set: list[str] = Field(
         [], description="overrides of the recommendation config on warm nights only, e.g. train.lr=0.001"
     )

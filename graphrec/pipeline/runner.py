@@ -256,7 +256,7 @@ def _check_split(n: _Night) -> None:
 
 def _stage_train(n: _Night, bar) -> dict[str, Any]:
     from graphrec.pipeline.warm import warm_start
-    from graphrec.tasks.link_prediction import build_rec_model, fit, seed_everything
+    from graphrec.tasks.link_prediction import RowLRScale, build_rec_model, fit, seed_everything
 
     cfg = n.cfg
     if cfg.train.threads:
@@ -278,11 +278,19 @@ def _stage_train(n: _Night, bar) -> dict[str, Any]:
     seed_everything(_seed(cfg.train.seed, n.date, n.generation))
     model = build_rec_model(rcfg, data)
     report = None
+    rows_path = n.run_dir / "new_rows.npy"
     if warm and not ckpt_path.is_file():
         src = n.interactions()
-        report = warm_start(model, Path(start["warm_path"]), src.user_ids or list(range(data.num_users)),
-                            src.item_ids or list(range(data.num_items)), cfg.data.target,
-                            train_pairs=data.train if cfg.train.fold_in else None).as_dict()  # fmt: skip
+        ws = warm_start(model, Path(start["warm_path"]), src.user_ids or list(range(data.num_users)),
+                        src.item_ids or list(range(data.num_items)), cfg.data.target,
+                        train_pairs=data.train if cfg.train.fold_in else None)  # fmt: skip
+        report = ws.as_dict()
+        with atomic_open(rows_path, "wb") as fh:
+            np.save(fh, ws.new_rows)
+    row_lr = None
+    if warm and cfg.train.new_rows_lr is not None and getattr(model, "embedding", None) is not None:
+        rows = torch.from_numpy(np.load(rows_path))
+        row_lr = [RowLRScale(model.embedding.weight, rows, cfg.train.new_rows_lr / rcfg.train.lr)]
     resume = torch.load(ckpt_path, map_location="cpu", weights_only=True) if ckpt_path.is_file() else None
     if resume is not None:
         n.emit("train_resume", epoch=int(resume["epoch"]))
@@ -302,7 +310,7 @@ def _stage_train(n: _Night, bar) -> dict[str, Any]:
 
     t0 = time.perf_counter()
     res = fit(data, model, rcfg, progress=progress, keep_state=False, checkpoint=checkpoint,
-              checkpoint_every=cfg.train.checkpoint_every, resume=resume)  # fmt: skip
+              checkpoint_every=cfg.train.checkpoint_every, resume=resume, row_lr=row_lr)  # fmt: skip
     if task is not None:
         bar.remove_task(task)
     with atomic_open(n.run_dir / "model.pt", "wb") as fh:

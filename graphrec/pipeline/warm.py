@@ -51,9 +51,10 @@ class WarmStartReport:
     copied: list[str] = field(default_factory=list)
     fresh: list[str] = field(default_factory=list)  # parameters left at their initialisation
     folded_in: dict[str, int] = field(default_factory=dict)  # new nodes started from their neighbours
+    new_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # embedding rows not copied
 
     def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return {k: v for k, v in self.__dict__.items() if k != "new_rows"}
 
 
 def published_ids(folder: Path, target: str) -> tuple[list[Any], list[Any]]:
@@ -91,6 +92,10 @@ def warm_start(model: nn.Module, folder: Path, user_ids: list[Any], target_ids: 
             report.users_kept, report.users_new = int(nu.size), len(user_ids) - int(nu.size)
             report.targets_kept, report.targets_new = int(nt.size), len(target_ids) - int(nt.size)
             report.copied.append(name)
+            copied = np.zeros(w.size(0), dtype=bool)
+            copied[nu] = True
+            copied[nt + len(user_ids)] = True
+            report.new_rows = np.flatnonzero(~copied)
             if train_pairs is not None:
                 report.folded_in = _fold_in(w, train_pairs, len(user_ids), len(target_ids), nu, nt)
         elif name in own and own[name].shape == value.shape:

@@ -42,6 +42,7 @@ __all__ = [
     "NegativeSampler",
     "PyGLightGCN",
     "RecFitResult",
+    "RowLRScale",
     "build_rec_model",
     "compute_embeddings",
     "evaluate",
@@ -237,6 +238,54 @@ def _optimizer(model: nn.Module, cfg: RecConfig) -> torch.optim.Optimizer:
     return torch.optim.Adam(params, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
 
 
+class RowLRScale:
+    """Scales the optimiser's update of some rows of a weight by a factor.
+
+    Adam's (and SGD's) update is proportional to the learning rate, so replacing a row's
+    update ``new - old`` by ``scale * (new - old)`` is the same as training that row with
+    ``scale x lr``. Warm starts use it to train rows of new users and items faster than the
+    rows that start from published weights.
+    """
+
+    def __init__(self, weight: Tensor, rows: Tensor, scale: float):
+        self.weight, self.rows, self.scale = weight, rows.long(), float(scale)
+        self._before: Tensor | None = None
+
+    def before_step(self) -> None:
+        if self.rows.numel():
+            self._before = self.weight.detach()[self.rows].clone()
+
+    @torch.no_grad()
+    def after_step(self) -> None:
+        if self._before is not None:
+            w = self.weight
+            w[self.rows] = self._before + (w[self.rows] - self._before) * self.scale
+            self._before = None
+
+
+class _ScaledStep:
+    """An optimiser whose ``step()`` applies :class:`RowLRScale` adjustments."""
+
+    def __init__(self, opt: torch.optim.Optimizer, scales: list[RowLRScale]):
+        self.opt, self.scales = opt, scales
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        self.opt.zero_grad(set_to_none=set_to_none)
+
+    def step(self) -> None:
+        for s in self.scales:
+            s.before_step()
+        self.opt.step()
+        for s in self.scales:
+            s.after_step()
+
+    def state_dict(self):
+        return self.opt.state_dict()
+
+    def load_state_dict(self, state) -> None:
+        self.opt.load_state_dict(state)
+
+
 def _batch_loss(model: nn.Module, out: Tensor, u: Tensor, i: Tensor, j: Tensor, ego_ids: Tensor | None,
                 cfg: RecConfig, n_id: Tensor | None = None) -> Tensor:  # fmt: skip
     """Loss of a batch: ``u``, ``i`` [B] and ``j`` [B, n] index rows of ``out``."""
@@ -315,7 +364,8 @@ def _epoch_sampled(model, data: RecData, cfg: RecConfig, opt, loader) -> float:
 
 def fit(data: RecData, model: nn.Module, cfg: RecConfig, progress: Callable | None = None,
         keep_state: bool = True, checkpoint: Callable[[dict], None] | None = None,
-        checkpoint_every: int = 1, resume: dict | None = None) -> RecFitResult:  # fmt: skip
+        checkpoint_every: int = 1, resume: dict | None = None,
+        row_lr: list[RowLRScale] | None = None) -> RecFitResult:  # fmt: skip
     """Train ``model`` on ``data.train`` with early stopping on the validation metric.
 
     ``progress(epoch, total, info)`` is called after every epoch. ``checkpoint(state)`` is
@@ -323,7 +373,8 @@ def fit(data: RecData, model: nn.Module, cfg: RecConfig, progress: Callable | No
     optimiser, early-stopping state, history, the torch RNG state); passing such a state as
     ``resume`` continues the run where it stopped, with the same result as an
     uninterrupted run. With ``train.select: last`` the final weights are kept and the
-    validation split may be empty (then nothing is evaluated on it).
+    validation split may be empty (then nothing is evaluated on it). ``row_lr`` scales the
+    learning rate of some rows (:class:`RowLRScale`).
     """
     t = cfg.train
     if data.train.size(1) == 0:
@@ -332,6 +383,8 @@ def fit(data: RecData, model: nn.Module, cfg: RecConfig, progress: Callable | No
     if not has_valid and t.select == "best":
         raise ValueError("the validation split holds no interaction; early stopping needs one (or train.select: last)")
     opt = _optimizer(model, cfg)
+    if row_lr:
+        opt = _ScaledStep(opt, row_lr)
     negs = NegativeSampler(data.num_items, t.negatives, data.item_counts, t.popularity_exponent,
                            data.train_keys() if t.exclude_positives else None)  # fmt: skip
     loader = _link_loader(data, cfg) if t.sampler == "neighbor" else None

@@ -195,3 +195,24 @@ def test_fold_in_starts_new_nodes_at_their_neighbours_mean():
     assert torch.equal(w[2], (before[3] + before[4]) / 2)
     assert torch.equal(w[5], (before[0] + before[1]) / 2)
     assert torch.equal(w[[0, 1, 3, 4]], before[[0, 1, 3, 4]])  # known rows untouched
+
+
+def test_row_lr_scale_equals_a_larger_learning_rate_for_those_rows():
+    from graphrec.tasks.link_prediction import RowLRScale, _ScaledStep
+
+    torch.manual_seed(0)
+    init = torch.randn(3, 4)
+    w = torch.nn.Parameter(init.clone())
+    opt = _ScaledStep(torch.optim.Adam([w], lr=0.01), [RowLRScale(w, torch.tensor([1, 2]), 3.0)])
+    a, b = torch.nn.Parameter(init[:1].clone()), torch.nn.Parameter(init[1:].clone())
+    ref = torch.optim.Adam([{"params": [a], "lr": 0.01}, {"params": [b], "lr": 0.03}])
+    for _ in range(6):
+        c = torch.randn(3, 4)
+        opt.zero_grad()
+        ref.zero_grad()
+        (w * c).pow(2).sum().backward()
+        ((a * c[:1]).pow(2).sum() + (b * c[1:]).pow(2).sum()).backward()
+        opt.step()
+        ref.step()
+    assert torch.allclose(w[:1], a, atol=1e-6) and torch.allclose(w[1:], b, atol=1e-6)
+    assert not torch.allclose(w[1:], init[1:])
