@@ -132,7 +132,8 @@ def replay_cmd(
                   f"canary {_fmt(s[f'canary_{metric}'])}, training {s['train_s']:.1f} s in all, "
                   f"{s['published']} published, {s['gated']} gated")  # fmt: skip
     for key in (f"warm_vs_cold_holdout_{metric}", f"warm_vs_cold_holdout_{metric}_pooled",
-                f"warm_vs_cold_canary_{metric}", "warm_vs_cold_train_time", "warm_vs_cold_epochs"):  # fmt: skip
+                f"warm_vs_cold_canary_{metric}", "warm_vs_cold_train_time", "warm_vs_cold_train_cpu_time",
+                "warm_vs_cold_epochs"):  # fmt: skip
         if key in res.summary:
             out.print(f"{key.replace('_', ' ')}: {res.summary[key]:.3f}")
     out.print(f"table: {res.out}/nights.md, plot: {res.out}/replay.png, "

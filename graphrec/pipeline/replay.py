@@ -2,7 +2,8 @@
 
 Each mode (``warm``: start from the production model with the warm budget; ``cold``:
 retrain from scratch every night) gets its own store, artifact registry and run records
-under ``OUT/<mode>/``, so the two replays see exactly the same nights. Both go through
+under ``OUT/<mode>/``, so the two replays see exactly the same nights. Nights run in date
+order, each mode in turn, so both modes share the machine's load and their times compare. Both go through
 :func:`~graphrec.pipeline.runner.run_night`, the code path of ``graphrec pipeline run``.
 
 Outputs in ``OUT``: ``nights.csv`` / ``nights.json`` (one row per night and mode),
@@ -42,6 +43,7 @@ def night_row(mode: str, r: NightResult, metric: str) -> dict[str, Any]:
         "warm_from": r.warm_from,
         "epochs": r.train.get("epochs"),
         "train_s": round(float(r.train.get("seconds", 0.0)), 3),
+        "train_cpu_s": round(float(r.train.get("cpu_seconds", 0.0)), 3),
         "night_s": round(float(sum(r.stage_seconds.values())), 3),
         "holdout_users": cand.get("holdout", {}).get("users", 0),
         f"holdout_{metric}": cand.get("holdout", {}).get(metric),
@@ -95,6 +97,7 @@ def summarize(rows: list[dict[str, Any]], metric: str) -> dict[str, Any]:
             "epochs": sum(int(r["epochs"] or 0) for r in mine),
             f"canary_{metric}": _mean([r[f"canary_{metric}"] for r in mine]),
             "train_s": sum(r["train_s"] for r in mine),
+            "train_cpu_s": sum(r.get("train_cpu_s") or 0.0 for r in mine),
             "train_s_mean": _mean([r["train_s"] for r in mine]),
             "published": sum(r["status"] == "published" for r in mine),
             "gated": sum(r["status"] == "gated" for r in mine),
@@ -106,6 +109,8 @@ def summarize(rows: list[dict[str, Any]], metric: str) -> dict[str, Any]:
                 out[f"warm_vs_cold_{key}"] = w[key] / c[key]
         if c["train_s"]:
             out["warm_vs_cold_train_time"] = w["train_s"] / c["train_s"]
+        if c["train_cpu_s"]:
+            out["warm_vs_cold_train_cpu_time"] = w["train_cpu_s"] / c["train_cpu_s"]
         if c["epochs"]:
             out["warm_vs_cold_epochs"] = w["epochs"] / c["epochs"]
     return out
@@ -186,21 +191,27 @@ def replay(cfg: PipelineConfig, start: str | dt.date, end: str | dt.date, *, mod
     out.mkdir(parents=True, exist_ok=True)
     console = console or Console(stderr=True)
     result = ReplayResult(out)
+    cfgs = {}
     for mode in modes:
         mcfg = cfg.model_copy(deep=True)
         mcfg.paths.workdir = str(out / mode)
         mcfg.paths.store = mcfg.paths.artifacts = mcfg.paths.runs = None
         mcfg.train.mode = mode  # type: ignore[assignment]
-        for date in dates:
-            r = run_night(mcfg, date, force=force, console=console, progress=progress)
+        cfgs[mode] = mcfg
+    # night by night, each mode in turn: both see the same machine load, so times compare
+    rows: dict[str, list[dict[str, Any]]] = {m: [] for m in modes}
+    for date in dates:
+        for mode in modes:
+            r = run_night(cfgs[mode], date, force=force, console=console, progress=progress)
             if on_night is not None:
                 on_night(mode, r)
             if r.status == FAILED:
                 result.failed = r
                 break
-            result.rows.append(night_row(mode, r, cfg.gate.metric))
+            rows[mode].append(night_row(mode, r, cfg.gate.metric))
         if result.failed is not None:
             break
+    result.rows = [r for m in modes for r in rows[m]]
     result.summary = summarize(result.rows, cfg.gate.metric)
     write_outputs(result, cfg.gate.metric)
     return result

@@ -308,7 +308,7 @@ def _stage_train(n: _Night, bar) -> dict[str, Any]:
             extra = f"loss {info['loss']:.4f}" + (f"  valid {info['valid']:.4f}" if "valid" in info else "")
             bar.update(task, completed=epoch, info=extra)
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     res = fit(data, model, rcfg, progress=progress, keep_state=False, checkpoint=checkpoint,
               checkpoint_every=cfg.train.checkpoint_every, resume=resume, row_lr=row_lr)  # fmt: skip
     if task is not None:
@@ -324,6 +324,7 @@ def _stage_train(n: _Night, bar) -> dict[str, Any]:
         "budget": epochs,
         "selected_epoch": res.best_epoch,
         "seconds": res.seconds,  # the whole fit (validation included), over all attempts
+        "cpu_seconds": time.process_time() - c0,  # this attempt's CPU time (all threads), less load-sensitive
         "s_per_epoch": res.s_per_epoch,
         "final_loss": res.history[-1]["loss"] if res.history else None,
         "valid": res.valid,
