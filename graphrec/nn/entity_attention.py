@@ -3,16 +3,79 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch_geometric.nn import MessagePassing
 from torch_geometric.nn.dense.linear import Linear
 from torch_geometric.utils import softmax
 
+from graphrec.nn.propagation import spmm
 
-class EntityAttention(MessagePassing):
+
+def _csr(crow: Tensor, col: Tensor, values: Tensor, n: int) -> Tensor:
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return torch.sparse_csr_tensor(crow, col, values, (n, n), check_invariants=False)
+
+
+class _EdgeLayout:
+    """An edge list as CSR by target (aggregation) and by source (its transpose), built once."""
+
+    def __init__(self, edge_index: Tensor, n: int):
+        src, dst = edge_index
+        self.n = n
+        self.order = torch.argsort(dst * n + src)  # edge order -> CSR order (rows = targets)
+        self.crow = torch.zeros(n + 1, dtype=torch.long)
+        self.crow[1:] = torch.cumsum(torch.bincount(dst, minlength=n), 0)
+        self.col = src[self.order]
+        self.order_t = torch.argsort(src * n + dst)  # rows = sources
+        self.crow_t = torch.zeros(n + 1, dtype=torch.long)
+        self.crow_t[1:] = torch.cumsum(torch.bincount(src, minlength=n), 0)
+        self.col_t = dst[self.order_t]
+
+
+class _HeadAggregate(torch.autograd.Function):
+    """``out[i, h] = sum_j alpha[(j->i), h] * z[j, h]`` as one sparse product per head.
+
+    Equal to PyG's gather-multiply-scatter message passing, without materialising the
+    ``[E, heads, channels]`` messages: the backward pass multiplies by the transposed
+    pattern for ``z`` and samples ``g z^T`` on the pattern (``torch.sparse.sampled_addmm``)
+    for ``alpha``.
+    """
+
+    @staticmethod
+    def forward(ctx, alpha: Tensor, z: Tensor, layout: _EdgeLayout) -> Tensor:
+        n, heads = z.size(0), z.size(1)
+        zt = z.permute(1, 0, 2).contiguous()  # [H, N, C]: one contiguous block per head
+        a = alpha[layout.order]  # CSR order
+        out = torch.stack([spmm(_csr(layout.crow, layout.col, a[:, h].contiguous(), n), zt[h]) for h in range(heads)])
+        ctx.save_for_backward(alpha, zt)
+        ctx.layout = layout
+        return out.permute(1, 0, 2)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        alpha, zt = ctx.saved_tensors
+        lay: _EdgeLayout = ctx.layout
+        n, heads = zt.size(1), zt.size(0)
+        gt = grad.permute(1, 0, 2).contiguous()
+        grad_alpha = grad_z = None
+        if ctx.needs_input_grad[0]:
+            pattern = _csr(lay.crow, lay.col, torch.ones(lay.col.numel(), dtype=zt.dtype), n)
+            vals = torch.stack([torch.sparse.sampled_addmm(pattern, gt[h], zt[h].t(), beta=0).values()
+                                for h in range(heads)], dim=1)  # fmt: skip
+            grad_alpha = torch.empty_like(alpha)
+            grad_alpha[lay.order] = vals
+        if ctx.needs_input_grad[1]:
+            a_t = alpha[lay.order_t]
+            grad_z = torch.stack([spmm(_csr(lay.crow_t, lay.col_t, a_t[:, h].contiguous(), n), gt[h])
+                                  for h in range(heads)]).permute(1, 0, 2)  # fmt: skip
+        return grad_alpha, grad_z, None
+
+
+class EntityAttention(nn.Module):
     r"""Multiplicative multi-head attention over the entries of a propagation matrix P.
 
     For each head, with :math:`Z = X W` (Glorot, no bias):
@@ -36,7 +99,7 @@ class EntityAttention(MessagePassing):
     """
 
     def __init__(self, in_channels: int, out_channels: int, heads: int = 8, dropout: float = 0.0):
-        super().__init__(aggr="add", node_dim=0)
+        super().__init__()
         self.in_channels, self.out_channels, self.heads, self.dropout = in_channels, out_channels, heads, dropout
         self.lin = Linear(in_channels, heads * out_channels, bias=False, weight_initializer="glorot")
         self.att_i = nn.Parameter(torch.empty(heads, out_channels))
@@ -44,10 +107,11 @@ class EntityAttention(MessagePassing):
         self.att_i_bias = nn.Parameter(torch.zeros(heads))
         self.att_j_bias = nn.Parameter(torch.zeros(heads))
         self.bias = nn.Parameter(torch.zeros(heads * out_channels))
+        self._layout_key: tuple | None = None
+        self._layout: _EdgeLayout | None = None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        super().reset_parameters()
         self.lin.reset_parameters()
         # A 1x1 convolution to one output channel: Glorot bound over (out_channels, 1).
         bound = math.sqrt(6.0 / (self.out_channels + 1))
@@ -72,12 +136,15 @@ class EntityAttention(MessagePassing):
         alpha = softmax(e, dst, num_nodes=z.size(0))
         self._alpha = alpha
         alpha = F.dropout(alpha, self.dropout, self.training)
-        out = self.propagate(edge_index, x=z, alpha=alpha, size=None)
+        out = _HeadAggregate.apply(alpha, z, self._edge_layout(edge_index, z.size(0)))
         out = F.elu(out + self.bias.view(H, C) + z)
         return out.reshape(-1, H * C), z.reshape(-1, H * C)
 
-    def message(self, x_j: Tensor, alpha: Tensor) -> Tensor:
-        return alpha.unsqueeze(-1) * x_j
+    def _edge_layout(self, edge_index: Tensor, n: int) -> _EdgeLayout:
+        key = (edge_index.data_ptr(), edge_index._version, edge_index.shape[1], n)
+        if key != self._layout_key:
+            self._layout_key, self._layout = key, _EdgeLayout(edge_index, n)
+        return self._layout
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.in_channels}, {self.out_channels}, heads={self.heads}, dropout={self.dropout})"
