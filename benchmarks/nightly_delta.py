@@ -35,7 +35,6 @@ import datetime as dt
 import json
 import os
 import platform
-import resource
 import shutil
 import subprocess
 import sys
@@ -43,29 +42,14 @@ import tempfile
 import time
 from pathlib import Path
 
+try:  # run as a script (benchmarks/ on sys.path) or as benchmarks.nightly_delta
+    from store_ingest import _Clock, _peak_rss_mb
+except ImportError:  # pragma: no cover
+    from benchmarks.store_ingest import _Clock, _peak_rss_mb
+
 START = dt.date(2024, 1, 1)  # first day of the synthetic log (synth's default start)
 
 
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
-
-
-class _Clock:
-    """Wall time and CPU time (user + system, all threads) of a block."""
-
-    def __enter__(self) -> _Clock:
-        self.load = os.getloadavg()[0]
-        self._r = resource.getrusage(resource.RUSAGE_SELF)
-        self._t = time.perf_counter()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.seconds = time.perf_counter() - self._t
-        r = resource.getrusage(resource.RUSAGE_SELF)
-        self.cpu_seconds = (r.ru_utime - self._r.ru_utime) + (r.ru_stime - self._r.ru_stime)
-
-    def as_dict(self) -> dict:
-        return {"seconds": self.seconds, "cpu_seconds": self.cpu_seconds, "load_before": self.load}
 
 
 def _day(i: int) -> str:
