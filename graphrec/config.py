@@ -140,14 +140,19 @@ def validate_config(raw: dict, schema: type[BaseModel] = ExperimentConfig, secti
     try:
         return schema(**raw)
     except ValidationError as exc:
-        errs = []
-        for e in exc.errors():
-            loc = ".".join(str(p) for p in e["loc"])
-            if e["type"] == "extra_forbidden":
-                errs.append(f"unknown config key {loc!r}")
-            else:
-                errs.append(f"{loc}: {e['msg']}" if loc else e["msg"])
-        raise ConfigError("; ".join(errs)) from None
+        raise ConfigError(validation_message(exc)) from None
+
+
+def validation_message(exc: ValidationError) -> str:
+    """A pydantic error as one line that names each bad key (``unknown config key 'x.y'``)."""
+    errs = []
+    for e in exc.errors():
+        loc = ".".join(str(p) for p in e["loc"])
+        if e["type"] == "extra_forbidden":
+            errs.append(f"unknown config key {loc!r}")
+        else:
+            errs.append(f"{loc}: {e['msg']}" if loc else e["msg"])
+    return "; ".join(errs)
 
 
 def resolve_config(

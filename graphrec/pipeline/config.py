@@ -19,7 +19,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from graphrec.config import ConfigError
+from graphrec.config import ConfigError, validation_message
 
 SECTIONS = ("name", "source", "paths", "data", "model", "train", "eval", "gate", "publish", "encoders")
 
@@ -216,8 +216,4 @@ def load_pipeline_config(path: str | os.PathLike | None, overrides: list[str] | 
     try:
         return PipelineConfig(**raw)
     except ValidationError as exc:
-        errs = []
-        for e in exc.errors():
-            loc = ".".join(str(x) for x in e["loc"])
-            errs.append(f"unknown config key {loc!r}" if e["type"] == "extra_forbidden" else (f"{loc}: {e['msg']}" if loc else e["msg"]))
-        raise ConfigError(f"{where}: " + "; ".join(errs)) from None
+        raise ConfigError(f"{where}: {validation_message(exc)}") from None
