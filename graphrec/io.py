@@ -64,3 +64,46 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+class LockHeld(RuntimeError):
+    """Another process holds an :func:`exclusive_lock`; ``holder`` is what it recorded."""
+
+    def __init__(self, path: Path, holder: dict[str, Any]):
+        super().__init__(f"{path} is locked by {holder or 'another process'}")
+        self.path, self.holder = path, holder
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: str | os.PathLike, **note: Any) -> Iterator[None]:
+    """Hold an exclusive ``fcntl.flock`` on ``path`` without waiting, or raise :class:`LockHeld`.
+
+    While held, the file records the holder (pid, host, start time and ``note``) for the
+    error message of the next process that tries; the kernel releases the lock when the
+    holder dies, so a crash never leaves a stale lock behind.
+    """
+    import datetime as dt
+    import fcntl
+    import socket
+
+    path = Path(path)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder: dict[str, Any] = {}
+            with contextlib.suppress(OSError, ValueError):
+                holder = json.loads(os.pread(fd, 4096, 0) or b"{}")
+            raise LockHeld(path, holder) from None
+        info = {"pid": os.getpid(), "host": socket.gethostname(),
+                "since": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), **note}  # fmt: skip
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(info, default=str).encode(), 0)
+        try:
+            yield
+        finally:
+            os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)

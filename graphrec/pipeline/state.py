@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import fcntl
 import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from graphrec.io import atomic_write_json
+from graphrec.io import LockHeld, atomic_write_json, exclusive_lock
 
 STAGES = ("ingest", "build", "encoders", "train", "evaluate", "gate", "publish", "retain")
 
@@ -117,21 +116,13 @@ def pipeline_lock(folder: Path, date: str) -> Iterator[None]:
     """Hold the pipeline's lock; raise :class:`PipelineLockedError` naming the holder when taken."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / ".lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-    try:
+    with contextlib.ExitStack() as stack:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 4096, 0).decode(errors="replace").strip() or "unknown"
+            stack.enter_context(exclusive_lock(path, date=date))
+        except LockHeld as exc:
+            h = exc.holder
+            holder = f"pid {h.get('pid')}, date {h.get('date')}, since {h.get('since')}" if h else "unknown"
             raise PipelineLockedError(
                 f"another pipeline run holds the lock {path} ({holder}); wait for it to finish"
             ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()}, date {date}, since {now()}".encode(), 0)
-        try:
-            yield
-        finally:
-            os.ftruncate(fd, 0)
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
+        yield

@@ -22,14 +22,11 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import fcntl
 import hashlib
 import io
-import json
 import os
 import secrets
 import signal
-import socket
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -38,7 +35,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
-from graphrec.io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from graphrec.io import (
+    LockHeld,
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+    exclusive_lock,
+)
 from graphrec.store.errors import (
     CorruptStoreError,
     SchemaError,
@@ -478,35 +481,17 @@ def collect_garbage(store: GraphStore) -> list[str]:
 @contextlib.contextmanager
 def writer_lock(root: Path) -> Iterator[None]:
     """Hold the store's exclusive writer lock (``LOCK`` file, ``fcntl.flock``)."""
-    path = Path(root) / LOCK
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
+    with contextlib.ExitStack() as stack:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = ""
-            with contextlib.suppress(OSError, ValueError):
-                info = json.loads(os.pread(fd, 4096, 0) or b"{}")
-                holder = f" (pid {info.get('pid')} on {info.get('host')}, since {info.get('since')})"
+            stack.enter_context(exclusive_lock(Path(root) / LOCK, argv=sys.argv[:4]))
+        except LockHeld as exc:
+            h = exc.holder
+            holder = f" (pid {h.get('pid')} on {h.get('host')}, since {h.get('since')})" if h else ""
             raise StoreLockedError(
                 f"the store at {root} is being written by another process{holder}; "
                 "only one writer at a time is allowed: wait for it to finish, then retry"
             ) from None
-        info = {
-            "pid": os.getpid(),
-            "host": socket.gethostname(),
-            "since": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            "argv": sys.argv[:4],
-        }
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(info).encode(), 0)
-        try:
-            yield
-        finally:
-            os.ftruncate(fd, 0)
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
+        yield
 
 
 def _to_utc(value: Any) -> dt.datetime:
