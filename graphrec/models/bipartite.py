@@ -144,6 +144,28 @@ class BipartiteRecommender(nn.Module):
         """
         return self.backbone(self.ego(n_id), edge_index, edge_weight)
 
-    def auxiliary_loss(self) -> Tensor | None:
+    def auxiliary_loss(self, users: Tensor | None = None, items: Tensor | None = None) -> Tensor | None:
+        """The backbone's extra training losses, or None if it has none.
+
+        A backbone may define ``auxiliary_loss()`` (a term that does not depend on the batch,
+        such as GESM's structure regulariser) and ``batch_auxiliary_loss(groups)`` (a term on
+        the batch's rows, such as XSimGCL's contrastive loss; ``groups`` are index tensors
+        into the last training forward's output). ``users`` and ``items`` are the batch's
+        user and positive-item rows of that output; the batch term gets their unique values
+        as two groups, so it needs them.
+        """
+        terms = []
         fn = getattr(self.backbone, "auxiliary_loss", None)
-        return fn() if fn is not None else None
+        if fn is not None and (t := fn()) is not None:
+            terms.append(t)
+        batch_fn = getattr(self.backbone, "batch_auxiliary_loss", None)
+        if batch_fn is not None:
+            if users is None or items is None:
+                raise ValueError(
+                    f"{type(self.backbone).__name__}'s auxiliary loss depends on the batch: "
+                    "call auxiliary_loss(users, items) with the batch's rows of the output"
+                )
+            terms.append(batch_fn([torch.unique(users), torch.unique(items)]))
+        if not terms:
+            return None
+        return terms[0] if len(terms) == 1 else sum(terms[1:], terms[0])

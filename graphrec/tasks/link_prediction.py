@@ -5,7 +5,8 @@
   LightGCN, GCN, GSM, GESM..., optionally wrapped in :class:`~graphrec.nn.HopSampling`.
   The score of (u, i) is the dot product of their output embeddings.
 * Loss: BPR or BCE on sampled negatives (uniform, or popularity^0.75), optional L2 on the
-  batch's input embeddings, plus the backbone's auxiliary loss (GESM's regulariser).
+  batch's input embeddings, plus the backbone's auxiliary losses (GESM's regulariser,
+  XSimGCL's contrastive loss on the batch's users and positive items).
 * Steps: full graph (every step propagates over the whole training graph, as in RecBole's
   LightGCN) or sampled subgraphs (PyG ``LinkLoader`` driven by
   :class:`~graphrec.sampling.CSRNeighborSampler`) for graphs too large for that.
@@ -297,8 +298,17 @@ def _batch_loss(model: nn.Module, out: Tensor, u: Tensor, i: Tensor, j: Tensor, 
         ids = torch.cat([u, i, j.reshape(-1)])
         ego = model.ego(ids if n_id is None else n_id[ids])
         loss = loss + cfg.train.reg_weight * ego.pow(2).sum() / (2 * u.numel())
-    aux = model.auxiliary_loss() if hasattr(model, "auxiliary_loss") else None
+    aux = _auxiliary_loss(model, u, i)
     return loss + aux if aux is not None else loss
+
+
+def _auxiliary_loss(model: nn.Module, u: Tensor, i: Tensor) -> Tensor | None:
+    """The model's auxiliary loss; a :class:`BipartiteRecommender` also gets the batch's user and
+    positive-item rows of ``out`` (for batch-dependent terms such as XSimGCL's contrastive loss)."""
+    fn = getattr(model, "auxiliary_loss", None)
+    if fn is None:
+        return None
+    return fn(u, i) if isinstance(model, BipartiteRecommender) else fn()
 
 
 def _epoch_full(model, data: RecData, cfg: RecConfig, opt, negs: NegativeSampler) -> float:
