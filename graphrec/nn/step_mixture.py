@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from graphrec.nn import fused
 from graphrec.nn.functional import dropout
 from graphrec.nn.hop_sampling import max_steps
 from graphrec.nn.propagation import Propagation
@@ -102,12 +103,17 @@ class StepMixtureLinear(nn.Module):
         if per_node:
             keep = torch.arange(k_max, device=h.device).view(1, -1) < steps.to(h.device).view(-1, 1)
         if (self.training and self.dropout > 0) or per_node:
+            drop = self.training and self.dropout > 0
+            Wt = self.lin.weight.view(self.out_channels, self.num_steps, self.in_channels)  # W_k^T = Wt[:, k]
             out = None
             state = h
             for k in range(k_max):
                 if k > 0:
                     state = prop(state, edge_index, edge_weight)
-                y = dropout(state, self.dropout, self.training) @ W[k]
+                if drop and fused.supports(state, Wt[:, k]):
+                    y = fused.dropout_linear(state, Wt[:, k], self.dropout)  # one pass instead of ~12
+                else:
+                    y = dropout(state, self.dropout, self.training) @ W[k]
                 if per_node:
                     y = y * keep[:, k : k + 1].to(y.dtype)
                 out = y if out is None else out + y

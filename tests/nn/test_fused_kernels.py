@@ -1,0 +1,145 @@
+import math
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+from graphrec.nn import fused
+from graphrec.nn.step_mixture import StepMixtureLinear
+
+pytestmark = pytest.mark.skipif(not fused.AVAILABLE, reason="numba is not installed")
+
+
+def _mask(n, c, p, seed):
+    """The kept-and-scaled mask of ``dropout_linear`` for an (n, c) input, read back through
+    an identity weight."""
+    with torch.no_grad():
+        return fused.dropout_linear(torch.ones(n, c), torch.eye(c), p, seed=seed)
+
+
+def test_zero_dropout_is_the_plain_product_with_its_gradients():
+    torch.manual_seed(0)
+    x = torch.randn(300, 40, requires_grad=True)
+    w = torch.randn(7, 40, requires_grad=True)
+    g = torch.randn(300, 7)
+    fused.dropout_linear(x, w, 0.0).backward(g)
+    gx, gw = x.grad.clone(), w.grad.clone()
+    x.grad = w.grad = None
+    (x @ w.t()).backward(g)
+    torch.testing.assert_close(gx, x.grad, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(gw, w.grad, rtol=1e-5, atol=1e-4)
+
+
+def test_output_and_gradients_follow_one_mask():
+    torch.manual_seed(1)
+    n, c, p = 600, 48, 0.3
+    m = _mask(n, c, p, seed=123)
+    scale = 1 / (1 - p)
+    values = torch.unique(m).tolist()
+    assert len(values) == 2 and values[0] == 0.0 and values[1] == pytest.approx(scale)
+    x = torch.randn(n, c, requires_grad=True)
+    w = torch.randn(5, c, requires_grad=True)
+    g = torch.randn(n, 5)
+    y = fused.dropout_linear(x, w, p, seed=123)
+    y.backward(g)
+    gx, gw = x.grad.clone(), w.grad.clone()
+    x.grad = w.grad = None
+    ref = (x * m) @ w.t()
+    ref.backward(g)
+    torch.testing.assert_close(y, ref, rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(gx, x.grad, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(gw, w.grad, rtol=1e-5, atol=1e-3)
+
+
+@pytest.mark.parametrize("p", [0.1, 0.5, 0.7])
+def test_drop_rate_and_independence(p):
+    n, c = 1000, 200
+    kept = _mask(n, c, p, seed=7) > 0
+    total = n * c
+    rate = 1 - kept.float().mean().item()
+    assert abs(rate - p) < 5 * math.sqrt(p * (1 - p) / total)
+    # neighbouring entries (same row, same column) are dropped independently
+    both_row = (~kept[:, :-1] & ~kept[:, 1:]).float().mean().item()
+    both_col = (~kept[:-1] & ~kept[1:]).float().mean().item()
+    for both in (both_row, both_col):
+        assert abs(both - p * p) < 6 * math.sqrt(p * p * (1 - p * p) / (total - n))
+    # per-column and per-row rates do not drift (a chi-square over the 200 columns)
+    col_drop = (~kept).sum(0).double()
+    chi2 = ((col_drop - n * p) ** 2 / (n * p * (1 - p))).sum().item()
+    assert chi2 < c + 6 * math.sqrt(2 * c)
+
+
+def test_masks_differ_by_seed_and_repeat_with_torch_seed():
+    x, w = torch.randn(256, 64), torch.randn(3, 64)
+    assert not torch.equal(_mask(64, 64, 0.5, seed=1), _mask(64, 64, 0.5, seed=2))
+    torch.manual_seed(5)
+    a = fused.dropout_linear(x, w, 0.5)
+    torch.manual_seed(5)
+    b = fused.dropout_linear(x, w, 0.5)
+    assert torch.equal(a, b)
+
+
+def test_results_do_not_depend_on_the_thread_count():
+    torch.manual_seed(2)
+    x = torch.randn(1500, 96, requires_grad=True)
+    w = torch.randn(6, 96, requires_grad=True)
+    g = torch.randn(1500, 6)
+    before = torch.get_num_threads()
+    outs = []
+    try:
+        for threads in (1, 2, 3):
+            torch.set_num_threads(threads)
+            x.grad = w.grad = None
+            y = fused.dropout_linear(x, w, 0.4, seed=99)
+            y.backward(g)
+            outs.append((y.detach().clone(), x.grad.clone(), w.grad.clone()))
+    finally:
+        torch.set_num_threads(before)
+    for other in outs[1:]:
+        for a, b in zip(outs[0], other, strict=True):
+            assert torch.equal(a, b)
+
+
+def test_bad_inputs_are_refused():
+    with pytest.raises(ValueError, match="columns"):
+        fused.dropout_linear(torch.randn(4, 3), torch.randn(2, 5), 0.1)
+    with pytest.raises(ValueError, match="probability"):
+        fused.dropout_linear(torch.randn(4, 3), torch.randn(2, 3), 1.0)
+    with pytest.raises(ValueError, match="float32"):
+        fused.dropout_linear(
+            torch.randn(4, 3, dtype=torch.float64), torch.randn(2, 3, dtype=torch.float64), 0.1
+        )
+
+
+def test_csr_spmm_matches_scipy_on_any_thread_count():
+    rng = np.random.default_rng(0)
+    a = sp.random(700, 700, density=0.01, format="csr", random_state=rng, dtype=np.float32)
+    h = torch.randn(700, 33)
+    ref = torch.from_numpy(a @ h.numpy())
+    before = torch.get_num_threads()
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            out = fused.csr_spmm(a.indptr, a.indices, a.data, h)
+            torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_step_mixture_training_pass_matches_the_unfused_layer_without_dropout_noise(monkeypatch):
+    """With dropout active, the fused and the torch paths draw different masks; at p -> 0
+    they must agree, and at p > 0 their outputs must have the same mean over many draws."""
+    torch.manual_seed(3)
+    n = 200
+    ei = torch.randint(0, n, (2, 800))
+    h = torch.randn(n, 32)
+    layer = StepMixtureLinear(32, 4, num_blocks=3, dropout=0.5).train()
+    with torch.no_grad():
+        fused_mean = torch.stack([layer(h, ei) for _ in range(300)]).mean(0)
+        monkeypatch.setattr(fused, "AVAILABLE", False)
+        torch_mean = torch.stack([layer(h, ei) for _ in range(300)]).mean(0)
+        exact = layer.eval()(h, ei)
+    scale = exact.abs().mean()
+    assert (fused_mean - exact).abs().mean() < 0.1 * scale
+    assert (torch_mean - exact).abs().mean() < 0.1 * scale
