@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from torch_geometric.nn.dense.linear import Linear
 from torch_geometric.utils import softmax
 
+from graphrec.nn import fused
 from graphrec.nn.propagation import spmm
 
 
@@ -34,6 +35,10 @@ class _EdgeLayout:
         self.crow_t = torch.zeros(n + 1, dtype=torch.long)
         self.crow_t[1:] = torch.cumsum(torch.bincount(src, minlength=n), 0)
         self.col_t = dst[self.order_t]
+        self.fused = fused.AVAILABLE and edge_index.device.type == "cpu"
+        if self.fused:  # numpy views for the fused kernels
+            self.np_crow, self.np_col = self.crow.numpy(), self.col.numpy()
+            self.np_crow_t, self.np_col_t = self.crow_t.numpy(), self.col_t.numpy()
 
 
 class _HeadAggregate(torch.autograd.Function):
@@ -42,23 +47,39 @@ class _HeadAggregate(torch.autograd.Function):
     Equal to PyG's gather-multiply-scatter message passing, without materialising the
     ``[E, heads, channels]`` messages: the backward pass multiplies by the transposed
     pattern for ``z`` and samples ``g z^T`` on the pattern (``torch.sparse.sampled_addmm``)
-    for ``alpha``.
+    for ``alpha``. On CPU in float32 with numba, all heads go through one fused kernel
+    (:func:`graphrec.nn.fused.head_spmm`, :func:`graphrec.nn.fused.head_sampled_dot`),
+    which also skips the head-major copies of ``z`` and of the gradient.
     """
 
     @staticmethod
     def forward(ctx, alpha: Tensor, z: Tensor, layout: _EdgeLayout) -> Tensor:
+        ctx.layout = layout
+        if layout.fused and z.dtype == alpha.dtype == torch.float32:
+            ctx.fused = True
+            ctx.save_for_backward(alpha, z)
+            return fused.head_spmm(layout.np_crow, layout.np_col, alpha[layout.order], z)
+        ctx.fused = False
         n, heads = z.size(0), z.size(1)
         zt = z.permute(1, 0, 2).contiguous()  # [H, N, C]: one contiguous block per head
         a = alpha[layout.order]  # CSR order
         out = torch.stack([spmm(_csr(layout.crow, layout.col, a[:, h].contiguous(), n), zt[h]) for h in range(heads)])
         ctx.save_for_backward(alpha, zt)
-        ctx.layout = layout
         return out.permute(1, 0, 2)
 
     @staticmethod
     def backward(ctx, grad: Tensor):
-        alpha, zt = ctx.saved_tensors
         lay: _EdgeLayout = ctx.layout
+        if ctx.fused:
+            alpha, z = ctx.saved_tensors
+            grad_alpha = grad_z = None
+            if ctx.needs_input_grad[0]:
+                grad_alpha = torch.empty_like(alpha)
+                grad_alpha[lay.order] = fused.head_sampled_dot(lay.np_crow, lay.np_col, grad, z)
+            if ctx.needs_input_grad[1]:
+                grad_z = fused.head_spmm(lay.np_crow_t, lay.np_col_t, alpha[lay.order_t], grad)
+            return grad_alpha, grad_z, None
+        alpha, zt = ctx.saved_tensors
         n, heads = zt.size(1), zt.size(0)
         gt = grad.permute(1, 0, 2).contiguous()
         grad_alpha = grad_z = None
@@ -129,8 +150,8 @@ class EntityAttention(nn.Module):
         """
         H, C = self.heads, self.out_channels
         z = self.lin(x).view(-1, H, C)
-        f_i = (z * self.att_i).sum(-1) + self.att_i_bias  # [N, H], role of the target
-        f_j = (z * self.att_j).sum(-1) + self.att_j_bias  # [N, H], role of the source
+        f_i = torch.einsum("nhc,hc->nh", z, self.att_i) + self.att_i_bias  # [N, H], role of the target
+        f_j = torch.einsum("nhc,hc->nh", z, self.att_j) + self.att_j_bias  # [N, H], role of the source
         src, dst = edge_index
         e = f_i[dst] * f_j[src] * edge_weight.view(-1, 1)
         alpha = softmax(e, dst, num_nodes=z.size(0))

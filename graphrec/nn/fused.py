@@ -57,8 +57,9 @@ if AVAILABLE:
         return np.int64((z ^ (z >> _S31)) >> _S32)
 
     @njit(nogil=True, fastmath=True, cache=True)
-    def _forward(x, wt, seed, threshold, scale, y, keep, ch0, ch1):
-        """``y = (keep * scale * x) @ wt.T`` with ``keep`` drawn here and stored (one byte per entry)."""
+    def _forward(x, wt, seed, threshold, scale, y, keep, accumulate, ch0, ch1):
+        """``y (+)= (keep * scale * x) @ wt.T`` with ``keep`` drawn here and stored (one byte
+        per entry)."""
         N, C = x.shape
         n_out = wt.shape[0]
         m = np.empty(C, dtype=np.float32)
@@ -73,10 +74,11 @@ if AVAILABLE:
                     acc = np.float32(0.0)
                     for c in range(C):
                         acc += m[c] * wt[o, c]
-                    y[i, o] = acc
+                    y[i, o] = y[i, o] + acc if accumulate else acc
 
     @njit(nogil=True, fastmath=True, cache=True)
-    def _backward(x, wt, g, keep, scale, gx, gw_parts, need_gx, need_gw, ch0, ch1):
+    def _backward(x, wt, g, keep, scale, gx, gw_parts, need_gx, need_gw, accumulate, ch0, ch1):
+        """``gx (+)= keep * scale * (g @ wt)`` and ``gw_parts[chunk] += g^T (keep * scale * x)``."""
         N, C = x.shape
         n_out = wt.shape[0]
         row = np.empty(C, dtype=np.float32)
@@ -91,8 +93,12 @@ if AVAILABLE:
                         go = g[i, o]
                         for c in range(C):
                             row[c] += go * wt[o, c]
-                    for c in range(C):
-                        gx[i, c] = row[c] * scale if keep[i, c] else np.float32(0.0)
+                    if accumulate:
+                        for c in range(C):
+                            gx[i, c] += row[c] * scale if keep[i, c] else np.float32(0.0)
+                    else:
+                        for c in range(C):
+                            gx[i, c] = row[c] * scale if keep[i, c] else np.float32(0.0)
                 if need_gw:
                     for c in range(C):
                         m[c] = x[i, c] * scale if keep[i, c] else np.float32(0.0)
@@ -111,6 +117,34 @@ if AVAILABLE:
                 j, v = col[e], val[e]
                 for c in range(C):
                     out[i, c] += v * h[j, c]
+
+    @njit(nogil=True, fastmath=True, cache=True)
+    def _head_spmm(crow, col, a, z, out, r0, r1):
+        """``out[i, h] = sum_e a[e, h] * z[col[e], h]`` over the CSR row of i, every head."""
+        H, C = z.shape[1], z.shape[2]
+        for i in range(r0, r1):
+            for h in range(H):
+                for c in range(C):
+                    out[i, h, c] = 0.0
+            for e in range(crow[i], crow[i + 1]):
+                j = col[e]
+                for h in range(H):
+                    v = a[e, h]
+                    for c in range(C):
+                        out[i, h, c] += v * z[j, h, c]
+
+    @njit(nogil=True, fastmath=True, cache=True)
+    def _head_sampled_dot(crow, col, g, z, out, r0, r1):
+        """``out[e, h] = g[i, h] . z[col[e], h]`` for every stored entry e = (i, col[e])."""
+        H, C = z.shape[1], z.shape[2]
+        for i in range(r0, r1):
+            for e in range(crow[i], crow[i + 1]):
+                j = col[e]
+                for h in range(H):
+                    acc = np.float32(0.0)
+                    for c in range(C):
+                        acc += g[i, h, c] * z[j, h, c]
+                    out[e, h] = acc
 
 
 def _threshold(p: float) -> tuple[int, float]:
@@ -149,7 +183,7 @@ class _DropoutLinear(torch.autograd.Function):
         keep = torch.empty(x.shape, dtype=torch.bool)
         nchunks = (x.size(0) + _CHUNK - 1) // _CHUNK
         _run_chunks(_forward, nchunks, xc.numpy(), wc.numpy(), np.uint64(seed), t, np.float32(scale), y.numpy(),
-                    keep.numpy())  # fmt: skip
+                    keep.numpy(), False)  # fmt: skip
         ctx.save_for_backward(xc, wc, keep)
         ctx.scale = scale
         return y
@@ -164,8 +198,100 @@ class _DropoutLinear(torch.autograd.Function):
         nchunks = (N + _CHUNK - 1) // _CHUNK
         parts = torch.zeros(nchunks if need_gw else 1, wt.size(0), C, dtype=x.dtype)
         _run_chunks(_backward, nchunks, x.numpy(), wt.numpy(), g.detach().contiguous().numpy(), keep.numpy(),
-                    np.float32(scale), gx.numpy(), parts.numpy(), need_gx, need_gw)  # fmt: skip
+                    np.float32(scale), gx.numpy(), parts.numpy(), need_gx, need_gw, False)  # fmt: skip
         return (gx if need_gx else None), (parts.sum(0) if need_gw else None), None, None
+
+
+class _MixtureDropoutLinear(torch.autograd.Function):
+    """``sum_k dropout(P^k h) W_k^T`` for k < k_max with autograd done by hand: the
+    backward runs Horner's rule on the gradients, ``G_k = D_k + P^T G_{k+1}``, adding each
+    block's dropout gradient ``D_k`` into the propagated buffer inside the kernel instead of
+    in separate passes."""
+
+    @staticmethod
+    def forward(
+        ctx, h: Tensor, weight: Tensor, op: tuple, op_t: tuple, k_max: int, p: float
+    ) -> Tensor:
+        n, C = h.shape
+        n_out = weight.size(0)
+        wt = (
+            weight.detach().view(n_out, -1, C)[:, :k_max].permute(1, 0, 2).contiguous()
+        )  # [k, O, C]
+        t, scale = _threshold(p)
+        nchunks = (n + _CHUNK - 1) // _CHUNK
+        y = np.empty((n, n_out), dtype=np.float32)
+        states, keeps = [], []
+        state = h.detach().contiguous().numpy()
+        for k in range(k_max):
+            if k > 0:
+                nxt = np.empty_like(state)
+                _run_chunks(_csr_spmm, n, *op, state, nxt)
+                state = nxt
+            keep = np.empty(state.shape, dtype=np.bool_)
+            seed = np.uint64(int(torch.randint(0, 2**62, (1,)).item()))
+            _run_chunks(
+                _forward, nchunks, state, wt[k].numpy(), seed, t, np.float32(scale), y, keep, k > 0
+            )
+            states.append(state)
+            keeps.append(keep)
+        ctx.states, ctx.keeps, ctx.wt = states, keeps, wt
+        ctx.op_t, ctx.scale, ctx.shape = op_t, scale, (n_out, weight.size(1) // C, C)
+        return torch.from_numpy(y)
+
+    @staticmethod
+    def backward(ctx, g: Tensor):
+        states, keeps, wt, scale = ctx.states, ctx.keeps, ctx.wt, np.float32(ctx.scale)
+        n_out, K, C = ctx.shape
+        k_max = len(states)
+        n = states[0].shape[0]
+        nchunks = (n + _CHUNK - 1) // _CHUNK
+        gn = g.detach().contiguous().numpy()
+        need_gh, need_gw = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        gw = np.zeros((n_out, K, C), dtype=np.float32)
+        parts = np.zeros((nchunks, n_out, C), dtype=np.float32)
+        G = None
+        for k in range(k_max - 1, -1, -1):
+            if G is not None and need_gh:
+                nxt = np.empty_like(G)
+                _run_chunks(_csr_spmm, n, *ctx.op_t, G, nxt)
+                G = nxt
+            accumulate = G is not None
+            if not accumulate:
+                G = np.empty((n, C), dtype=np.float32)
+            parts[:] = 0.0
+            _run_chunks(_backward, nchunks, states[k], wt[k].numpy(), gn, keeps[k], scale, G, parts, need_gh, need_gw,
+                        accumulate)  # fmt: skip
+            if need_gw:
+                gw[:, k] = parts.sum(0)
+        grad_h = torch.from_numpy(G) if need_gh else None
+        grad_w = torch.from_numpy(gw.reshape(n_out, K * C)) if need_gw else None
+        return grad_h, grad_w, None, None, None, None
+
+
+def mixture_dropout_linear(
+    h: Tensor, weight: Tensor, op: tuple, op_t: tuple, k_max: int, p: float
+) -> Tensor:
+    r""":math:`\sum_{k<k_{max}} \mathrm{dropout}(P^k h)\, W_k^\top` in training mode: the
+    step mixture's blocks, each with its own dropout mask, through one linear layer
+    (without its bias).
+
+    Args:
+        h: ``[N, C]`` float32 CPU input.
+        weight: ``[O, K * C]``, the output layer's weight (``nn.Linear`` layout; block k is
+            ``weight[:, k * C:(k + 1) * C]``).
+        op, op_t: ``(crow, col, values)`` numpy arrays of P and of its transpose.
+        k_max: blocks used (at most K).
+        p: drop probability.
+    """
+    if not (supports(h, weight) and h.size(1) and weight.size(1) % h.size(1) == 0):
+        raise ValueError(
+            "mixture_dropout_linear needs numba, float32 2-D CPU tensors and a [O, K * C] weight"
+        )
+    if not 1 <= k_max <= weight.size(1) // h.size(1):
+        raise ValueError(f"k_max must be in 1..{weight.size(1) // h.size(1)}, got {k_max}")
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"dropout probability must be in [0, 1), got {p}")
+    return _MixtureDropoutLinear.apply(h, weight, op, op_t, k_max, p)
 
 
 def csr_spmm(crow, col, val, h: Tensor) -> Tensor:
@@ -176,6 +302,34 @@ def csr_spmm(crow, col, val, h: Tensor) -> Tensor:
     hc = h.detach().contiguous().numpy()
     out = np.empty((n, hc.shape[1]), dtype=hc.dtype)
     _run_chunks(_csr_spmm, n, crow, col, val, hc, out)
+    return torch.from_numpy(out)
+
+
+def head_spmm(crow: np.ndarray, col: np.ndarray, a: Tensor, z: Tensor) -> Tensor:
+    """Multi-head sparse product: ``out[i, h] = sum_j A_h[i, j] z[j, h]`` where the heads
+    share one CSR pattern ``(crow, col)`` and ``a`` holds their values, ``[nnz, H]`` in CSR
+    order; ``z`` is ``[N, H, C]`` float32."""
+    n = crow.shape[0] - 1
+    zc = z.detach().contiguous().numpy()
+    out = np.empty((n, zc.shape[1], zc.shape[2]), dtype=zc.dtype)
+    _run_chunks(_head_spmm, n, crow, col, a.detach().contiguous().numpy(), zc, out)
+    return torch.from_numpy(out)
+
+
+def head_sampled_dot(crow: np.ndarray, col: np.ndarray, g: Tensor, z: Tensor) -> Tensor:
+    """``[nnz, H]``: for every stored entry (i, j) of the pattern and every head,
+    ``g[i, h] . z[j, h]`` (the gradient of :func:`head_spmm` with respect to ``a``)."""
+    n = crow.shape[0] - 1
+    out = np.empty((col.shape[0], z.shape[1]), dtype=np.float32)
+    _run_chunks(
+        _head_sampled_dot,
+        n,
+        crow,
+        col,
+        g.detach().contiguous().numpy(),
+        z.detach().contiguous().numpy(),
+        out,
+    )
     return torch.from_numpy(out)
 
 

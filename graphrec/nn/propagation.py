@@ -142,6 +142,14 @@ class Propagation(nn.Module):
             self._key = key
         return self._op
 
+    def host_arrays(self, edge_index: Tensor, num_nodes: int, edge_weight: Tensor | None = None):
+        """``((crow, col, values), (crow_t, col_t, values_t))``: numpy CSR arrays of the
+        operator and of its transpose (cached), or ``None`` off the CPU."""
+        self.operator(edge_index, num_nodes, edge_weight)
+        if self._host is None:
+            return None
+        return tuple((m.indptr, m.indices, m.data) for m in (self._host, self._host_t))
+
     def forward(self, h: Tensor, edge_index: Tensor, edge_weight: Tensor | None = None) -> Tensor:
         op = self.operator(edge_index, h.size(0), edge_weight)
         if h.requires_grad:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -102,8 +103,13 @@ class StepMixtureLinear(nn.Module):
         per_node = isinstance(steps, Tensor)
         if per_node:
             keep = torch.arange(k_max, device=h.device).view(1, -1) < steps.to(h.device).view(-1, 1)
-        if (self.training and self.dropout > 0) or per_node:
-            drop = self.training and self.dropout > 0
+        drop = self.training and self.dropout > 0
+        if drop and not per_node and fused.supports(h, self.lin.weight):
+            host = prop.host_arrays(edge_index, h.size(0), edge_weight)
+            if host is not None and host[0][2].dtype == np.float32:
+                # dropout, projection and the backward's gradient sums in fused passes
+                return fused.mixture_dropout_linear(h, self.lin.weight, *host, k_max, self.dropout) + self.lin.bias
+        if drop or per_node:
             Wt = self.lin.weight.view(self.out_channels, self.num_steps, self.in_channels)  # W_k^T = Wt[:, k]
             out = None
             state = h

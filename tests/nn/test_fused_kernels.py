@@ -143,3 +143,31 @@ def test_step_mixture_training_pass_matches_the_unfused_layer_without_dropout_no
     scale = exact.abs().mean()
     assert (fused_mean - exact).abs().mean() < 0.1 * scale
     assert (torch_mean - exact).abs().mean() < 0.1 * scale
+
+
+@pytest.mark.parametrize("steps", [None, 2])
+def test_fused_mixture_equals_the_blockwise_fused_path(monkeypatch, steps):
+    """The whole-mixture kernel (hand-written backward) and the block-by-block kernels draw
+    the same masks from the same torch seed, so outputs and gradients must agree."""
+    torch.manual_seed(4)
+    n = 300
+    ei = torch.randint(0, n, (2, 1500))
+    h0 = torch.randn(n, 24)
+    layer = StepMixtureLinear(24, 5, num_blocks=4, dropout=0.4).train()
+    g = torch.randn(n, 5)
+
+    def run():
+        h = h0.clone().requires_grad_(True)
+        layer.zero_grad()
+        torch.manual_seed(11)
+        out = layer(h, ei, steps=steps)
+        out.backward(g)
+        return out.detach(), h.grad, layer.lin.weight.grad.clone(), layer.lin.bias.grad.clone()
+
+    whole = run()
+    monkeypatch.setattr(type(layer.mixture.prop), "host_arrays", lambda *a, **k: None)
+    blockwise = run()
+    for a, b in zip(whole, blockwise, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    if steps is not None:  # blocks past `steps` get no gradient
+        assert whole[2].view(5, 4, 24)[:, steps:].abs().sum() == 0

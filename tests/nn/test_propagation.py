@@ -1,3 +1,4 @@
+import pytest
 import torch
 from torch_geometric.utils import to_undirected
 
@@ -94,22 +95,25 @@ def test_entity_attention_matches_formula():
     assert torch.allclose(h, ref, atol=1e-5)
 
 
-def test_entity_attention_aggregation_and_gradients_match_message_passing():
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])  # float32 takes the fused kernels
+def test_entity_attention_aggregation_and_gradients_match_message_passing(dtype):
     from graphrec.nn.entity_attention import _EdgeLayout, _HeadAggregate
 
     ei, n = small_graph(seed=9)
     ei_w, _ = random_walk_weights(ei, n)
     torch.manual_seed(0)
-    alpha = torch.rand(ei_w.size(1), 3, dtype=torch.float64, requires_grad=True)
-    z = torch.randn(n, 3, 4, dtype=torch.float64, requires_grad=True)
+    alpha = torch.rand(ei_w.size(1), 3, dtype=dtype, requires_grad=True)
+    z = torch.randn(n, 3, 4, dtype=dtype, requires_grad=True)
     out = _HeadAggregate.apply(alpha, z, _EdgeLayout(ei_w, n))
     src, dst = ei_w
-    ref = torch.zeros(n, 3, 4, dtype=torch.float64).index_add(0, dst, alpha.unsqueeze(-1) * z[src])
-    assert torch.allclose(out, ref)
-    g = torch.randn(n, 3, 4, dtype=torch.float64)
+    ref = torch.zeros(n, 3, 4, dtype=dtype).index_add(0, dst, alpha.unsqueeze(-1) * z[src])
+    tol = {"rtol": 1e-5, "atol": 1e-5} if dtype == torch.float32 else {}
+    torch.testing.assert_close(out, ref, **tol)
+    g = torch.randn(n, 3, 4, dtype=dtype)
     ga, gz = torch.autograd.grad(out, (alpha, z), g)
     ra, rz = torch.autograd.grad(ref, (alpha, z), g)
-    assert torch.allclose(ga, ra) and torch.allclose(gz, rz)
+    torch.testing.assert_close(ga, ra, **tol)
+    torch.testing.assert_close(gz, rz, **tol)
 
 
 def test_structure_regularizer_sample_is_fixed_and_loss_bounded():
