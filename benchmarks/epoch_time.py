@@ -22,6 +22,7 @@ from benchmarks.node_classification import PyGExampleGCN
 from graphrec.bench import build_backbone, environment
 from graphrec.config import resolve_config
 from graphrec.data import load_planetoid
+from graphrec.nn import fused
 from graphrec.tasks.node_classification import fit, optimizer_for, prepare, seed_everything
 
 MODELS = ["gcn", "pyg-gcn-example", "gat", "appnp", "sgc", "sage", "gsm", "gesm"]
@@ -57,6 +58,8 @@ def main(argv=None):
     ap.add_argument("--full-gesm", action="store_true", help="also time a whole 300-epoch GESM fit on Cora")
     ap.add_argument("--gesm-threads", type=int, default=None,
                     help="torch threads of the whole GESM run (default: --threads); 2 on a 2-core machine")
+    ap.add_argument("--gesm-kernel-threads", type=int, default=None,
+                    help="threads of graphrec's fused kernels in the whole GESM run (default: torch's)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
     if args.threads:
@@ -89,6 +92,8 @@ def main(argv=None):
     if args.full_gesm:
         if args.gesm_threads:
             torch.set_num_threads(args.gesm_threads)
+        if args.gesm_kernel_threads:
+            fused.set_num_threads(args.gesm_kernel_threads)
         data = load_planetoid("Cora")
         cfg = resolve_config("gesm", "Cora", ["train.epochs=300", "train.patience=1000"])
         seed_everything(0)
@@ -97,8 +102,9 @@ def main(argv=None):
         res = fit(data, model, cfg.train)
         cpu_s = time.process_time() - c0
         out["full_gesm"] = {"epochs": res.epochs, "seconds": res.seconds, "cpu_seconds": cpu_s, "test": res.test,
-                            "threads": torch.get_num_threads()}  # fmt: skip
-        print(f"\nGESM, Cora, {res.epochs} epochs (early stopping off, {torch.get_num_threads()} threads): "
+                            "threads": torch.get_num_threads(), "kernel_threads": fused.get_num_threads()}  # fmt: skip
+        print(f"\nGESM, Cora, {res.epochs} epochs (early stopping off, {torch.get_num_threads()} torch threads, "
+              f"{fused.get_num_threads()} kernel threads): "
               f"{res.seconds:.1f} s wall, "
               f"{cpu_s:.1f} s CPU, test {100 * res.test:.1f}%")  # fmt: skip
     print(json.dumps(out["environment"]))

@@ -150,8 +150,13 @@ class EntityAttention(nn.Module):
         """
         H, C = self.heads, self.out_channels
         z = self.lin(x).view(-1, H, C)
-        f_i = torch.einsum("nhc,hc->nh", z, self.att_i) + self.att_i_bias  # [N, H], role of the target
-        f_j = torch.einsum("nhc,hc->nh", z, self.att_j) + self.att_j_bias  # [N, H], role of the source
+        # f = Z a = X (W a): scoring through the [in, 2H] folded weight avoids [N, H, C]
+        # products and their gradients.
+        w = self.lin.weight.view(H, C, -1)
+        w_att = torch.cat([torch.einsum("hcf,hc->fh", w, self.att_i), torch.einsum("hcf,hc->fh", w, self.att_j)], 1)
+        f = x @ w_att
+        f_i = f[:, :H] + self.att_i_bias  # [N, H], role of the target
+        f_j = f[:, H:] + self.att_j_bias  # [N, H], role of the source
         src, dst = edge_index
         e = f_i[dst] * f_j[src] * edge_weight.view(-1, 1)
         alpha = softmax(e, dst, num_nodes=z.size(0))

@@ -11,12 +11,12 @@ is the sparse-dense product of every propagation step, split by rows over thread
 The kernels release the GIL and run on a small thread pool sized by
 ``torch.get_num_threads()``; for :func:`dropout_linear`:
 
-* the keep mask comes from a counter-based hash of ``(seed, row * C + column)``
-  (splitmix64, compared in its top 32 bits), computed inside the loop that uses it, so
-  it does not depend on the number of threads; it is kept as one byte per entry for the
-  backward pass;
-* the drop rate is ``round(p * 2**32) / 2**32`` and kept values are scaled by the exact
-  inverse keep rate, so the output is unbiased;
+* the keep mask comes from a counter-based hash of ``(seed, row, column // 4)``
+  (splitmix64, four 16-bit uniforms per 64-bit hash), computed inside the loop that uses
+  it, so it does not depend on the number of threads; it is kept as one byte per entry
+  for the backward pass;
+* the drop rate is ``round(p * 2**16) / 2**16`` (within 2**-16 of ``p``) and kept values
+  are scaled by the exact inverse keep rate, so the output is unbiased;
 * the seed is drawn from torch's generator, so ``torch.manual_seed`` makes runs repeatable;
 * rows are split into fixed chunks for the weight gradient, so results do not depend on
   the thread count either.
@@ -46,15 +46,34 @@ if AVAILABLE:
     _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
     _M1 = np.uint64(0xBF58476D1CE4E5B9)
     _M2 = np.uint64(0x94D049BB133111EB)
-    _S30, _S27, _S31, _S32 = np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(32)
+    _S30, _S27, _S31 = np.uint64(30), np.uint64(27), np.uint64(31)
+    _S16, _S32, _S48, _LOW16 = np.uint64(16), np.uint64(32), np.uint64(48), np.uint64(0xFFFF)
 
     @njit(inline="always", cache=True)
-    def _uniform32(seed, counter):
-        """splitmix64 of ``seed + counter * golden``; the top 32 bits as a uniform integer."""
+    def _hash64(seed, counter):
+        """splitmix64 of ``seed + counter * golden``: 64 uniform bits."""
         z = seed + counter * _GOLDEN
         z = (z ^ (z >> _S30)) * _M1
         z = (z ^ (z >> _S27)) * _M2
-        return np.int64((z ^ (z >> _S31)) >> _S32)
+        return z ^ (z >> _S31)
+
+    @njit(inline="always", cache=True)
+    def _draw_row(seed, i, threshold, keep):
+        """Keep flags of row ``i``: entry c is kept when its 16-bit uniform (quarter ``c % 4``
+        of the hash of word ``c // 4`` of the row) is at least ``threshold``."""
+        C = keep.shape[1]
+        words = C // 4
+        base = np.uint64(i) * np.uint64(words + 1)
+        for w in range(words):
+            r = _hash64(seed, base + np.uint64(w))
+            keep[i, 4 * w] = np.int64(r & _LOW16) >= threshold
+            keep[i, 4 * w + 1] = np.int64((r >> _S16) & _LOW16) >= threshold
+            keep[i, 4 * w + 2] = np.int64((r >> _S32) & _LOW16) >= threshold
+            keep[i, 4 * w + 3] = np.int64(r >> _S48) >= threshold
+        if 4 * words < C:
+            r = _hash64(seed, base + np.uint64(words))
+            for q in range(C - 4 * words):
+                keep[i, 4 * words + q] = np.int64((r >> np.uint64(16 * q)) & _LOW16) >= threshold
 
     @njit(nogil=True, fastmath=True, cache=True)
     def _forward(x, wt, seed, threshold, scale, y, keep, accumulate, ch0, ch1):
@@ -65,11 +84,9 @@ if AVAILABLE:
         m = np.empty(C, dtype=np.float32)
         for ch in range(ch0, ch1):
             for i in range(ch * _CHUNK, min(N, (ch + 1) * _CHUNK)):
-                base = np.uint64(i) * np.uint64(C)
-                for c in range(C):  # one hash per element, so the loop vectorises
-                    k = _uniform32(seed, base + np.uint64(c)) >= threshold
-                    keep[i, c] = k
-                    m[c] = x[i, c] * scale if k else np.float32(0.0)
+                _draw_row(seed, i, threshold, keep)
+                for c in range(C):
+                    m[c] = x[i, c] * scale if keep[i, c] else np.float32(0.0)
                 for o in range(n_out):
                     acc = np.float32(0.0)
                     for c in range(C):
@@ -148,20 +165,39 @@ if AVAILABLE:
 
 
 def _threshold(p: float) -> tuple[int, float]:
-    t = round(p * 2**32)
-    return t, 2**32 / (2**32 - t)
+    t = round(p * 65536)
+    return t, 65536 / (65536 - t)
 
 
 _POOL: ThreadPoolExecutor | None = None
+_THREADS: int | None = None
+
+
+def set_num_threads(n: int | None) -> None:
+    """Threads of the fused kernels; ``None`` (the default) follows ``torch.get_num_threads()``.
+
+    Torch's OpenMP workers keep spinning for a while after each parallel op, so on a small
+    machine a run is often fastest with torch on one thread and the kernels, which carry
+    most of GESM's step, on all cores: ``torch.set_num_threads(1); set_num_threads(2)``.
+    """
+    global _THREADS
+    if n is not None and n < 1:
+        raise ValueError(f"need at least one thread, got {n}")
+    _THREADS = n
+
+
+def get_num_threads() -> int:
+    """Threads the fused kernels use."""
+    return _THREADS if _THREADS is not None else torch.get_num_threads()
 
 
 def _run_chunks(kernel, nchunks: int, *args) -> None:
-    """Run ``kernel(*args, ch0, ch1)`` over chunk ranges on ``torch.get_num_threads()``
+    """Run ``kernel(*args, ch0, ch1)`` over chunk ranges on :func:`get_num_threads`
     threads. The kernels release the GIL; a plain thread pool is used rather than numba's
     parallel backend, whose OpenMP runtime is not the one torch links and would spin
     against torch's threads."""
     global _POOL
-    threads = max(1, min(torch.get_num_threads(), nchunks))
+    threads = max(1, min(get_num_threads(), nchunks))
     if threads == 1:
         kernel(*args, 0, nchunks)
         return
