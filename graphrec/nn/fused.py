@@ -18,8 +18,9 @@ The kernels release the GIL and run on a small thread pool sized by
 * the drop rate is ``round(p * 2**16) / 2**16`` (within 2**-16 of ``p``) and kept values
   are scaled by the exact inverse keep rate, so the output is unbiased;
 * the seed is drawn from torch's generator, so ``torch.manual_seed`` makes runs repeatable;
-* rows are split into fixed chunks for the weight gradient, so results do not depend on
-  the thread count either.
+* the input gradient is computed row by row, so outputs and input gradients do not
+  depend on the thread count either; the weight gradient is one BLAS product
+  (``g^T`` times the stored dropped-out input).
 
 numba is optional: :data:`AVAILABLE` is ``False`` without it and callers keep the torch
 path (:func:`graphrec.nn.functional.dropout` followed by a matrix product).
@@ -76,53 +77,43 @@ if AVAILABLE:
                 keep[i, 4 * words + q] = np.int64((r >> np.uint64(16 * q)) & _LOW16) >= threshold
 
     @njit(nogil=True, fastmath=True, cache=True)
-    def _forward(x, wt, seed, threshold, scale, y, keep, accumulate, ch0, ch1):
-        """``y (+)= (keep * scale * x) @ wt.T`` with ``keep`` drawn here and stored (one byte
-        per entry)."""
+    def _forward(x, wt, seed, threshold, scale, y, keep, xm, accumulate, ch0, ch1):
+        """``y (+)= xm @ wt.T`` with ``xm = keep * scale * x``; ``keep`` (one byte per entry)
+        is drawn here, and both are stored for the backward pass."""
         N, C = x.shape
         n_out = wt.shape[0]
-        m = np.empty(C, dtype=np.float32)
         for ch in range(ch0, ch1):
             for i in range(ch * _CHUNK, min(N, (ch + 1) * _CHUNK)):
                 _draw_row(seed, i, threshold, keep)
                 for c in range(C):
-                    m[c] = x[i, c] * scale if keep[i, c] else np.float32(0.0)
+                    xm[i, c] = x[i, c] * scale if keep[i, c] else np.float32(0.0)
                 for o in range(n_out):
                     acc = np.float32(0.0)
                     for c in range(C):
-                        acc += m[c] * wt[o, c]
+                        acc += xm[i, c] * wt[o, c]
                     y[i, o] = y[i, o] + acc if accumulate else acc
 
     @njit(nogil=True, fastmath=True, cache=True)
-    def _backward(x, wt, g, keep, scale, gx, gw_parts, need_gx, need_gw, accumulate, ch0, ch1):
-        """``gx (+)= keep * scale * (g @ wt)`` and ``gw_parts[chunk] += g^T (keep * scale * x)``."""
-        N, C = x.shape
+    def _backward(wt, g, keep, scale, gx, accumulate, ch0, ch1):
+        """``gx (+)= keep * scale * (g @ wt)`` (the weight gradient is one BLAS product,
+        ``g^T xm``, outside)."""
+        N, C = gx.shape
         n_out = wt.shape[0]
         row = np.empty(C, dtype=np.float32)
-        m = np.empty(C, dtype=np.float32)
         for ch in range(ch0, ch1):
-            gw = gw_parts[ch if need_gw else 0]
             for i in range(ch * _CHUNK, min(N, (ch + 1) * _CHUNK)):
-                if need_gx:
+                for c in range(C):
+                    row[c] = np.float32(0.0)
+                for o in range(n_out):
+                    go = g[i, o]
                     for c in range(C):
-                        row[c] = np.float32(0.0)
-                    for o in range(n_out):
-                        go = g[i, o]
-                        for c in range(C):
-                            row[c] += go * wt[o, c]
-                    if accumulate:
-                        for c in range(C):
-                            gx[i, c] += row[c] * scale if keep[i, c] else np.float32(0.0)
-                    else:
-                        for c in range(C):
-                            gx[i, c] = row[c] * scale if keep[i, c] else np.float32(0.0)
-                if need_gw:
+                        row[c] += go * wt[o, c]
+                if accumulate:
                     for c in range(C):
-                        m[c] = x[i, c] * scale if keep[i, c] else np.float32(0.0)
-                    for o in range(n_out):
-                        go = g[i, o]
-                        for c in range(C):
-                            gw[o, c] += go * m[c]
+                        gx[i, c] += row[c] * scale if keep[i, c] else np.float32(0.0)
+                else:
+                    for c in range(C):
+                        gx[i, c] = row[c] * scale if keep[i, c] else np.float32(0.0)
 
     @njit(nogil=True, fastmath=True, cache=True)
     def _csr_spmm(crow, col, val, h, out, r0, r1):
@@ -217,25 +208,28 @@ class _DropoutLinear(torch.autograd.Function):
         xc, wc = x.detach().contiguous(), weight_t.detach().contiguous()
         y = torch.empty(x.size(0), weight_t.size(0), dtype=x.dtype)
         keep = torch.empty(x.shape, dtype=torch.bool)
+        xm = torch.empty_like(xc)
         nchunks = (x.size(0) + _CHUNK - 1) // _CHUNK
         _run_chunks(_forward, nchunks, xc.numpy(), wc.numpy(), np.uint64(seed), t, np.float32(scale), y.numpy(),
-                    keep.numpy(), False)  # fmt: skip
-        ctx.save_for_backward(xc, wc, keep)
+                    keep.numpy(), xm.numpy(), False)  # fmt: skip
+        ctx.save_for_backward(xm, wc, keep)
         ctx.scale = scale
         return y
 
     @staticmethod
     def backward(ctx, g: Tensor):
-        x, wt, keep = ctx.saved_tensors
-        scale = ctx.scale
+        xm, wt, keep = ctx.saved_tensors
         need_gx, need_gw = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
-        N, C = x.shape
-        gx = torch.empty_like(x) if need_gx else x.new_empty(1, 1)
-        nchunks = (N + _CHUNK - 1) // _CHUNK
-        parts = torch.zeros(nchunks if need_gw else 1, wt.size(0), C, dtype=x.dtype)
-        _run_chunks(_backward, nchunks, x.numpy(), wt.numpy(), g.detach().contiguous().numpy(), keep.numpy(),
-                    np.float32(scale), gx.numpy(), parts.numpy(), need_gx, need_gw, False)  # fmt: skip
-        return (gx if need_gx else None), (parts.sum(0) if need_gw else None), None, None
+        g = g.detach().contiguous()
+        gx = gw = None
+        if need_gx:
+            gx = torch.empty_like(xm)
+            nchunks = (xm.size(0) + _CHUNK - 1) // _CHUNK
+            _run_chunks(_backward, nchunks, wt.numpy(), g.numpy(), keep.numpy(), np.float32(ctx.scale), gx.numpy(),
+                        False)  # fmt: skip
+        if need_gw:
+            gw = g.t() @ xm
+        return gx, gw, None, None
 
 
 class _MixtureDropoutLinear(torch.autograd.Function):
@@ -256,7 +250,7 @@ class _MixtureDropoutLinear(torch.autograd.Function):
         t, scale = _threshold(p)
         nchunks = (n + _CHUNK - 1) // _CHUNK
         y = np.empty((n, n_out), dtype=np.float32)
-        states, keeps = [], []
+        masked, keeps = [], []  # per block: the dropped-out input and its keep flags
         state = h.detach().contiguous().numpy()
         for k in range(k_max):
             if k > 0:
@@ -264,43 +258,43 @@ class _MixtureDropoutLinear(torch.autograd.Function):
                 _run_chunks(_csr_spmm, n, *op, state, nxt)
                 state = nxt
             keep = np.empty(state.shape, dtype=np.bool_)
+            xm = np.empty_like(state)
             seed = np.uint64(int(torch.randint(0, 2**62, (1,)).item()))
             _run_chunks(
-                _forward, nchunks, state, wt[k].numpy(), seed, t, np.float32(scale), y, keep, k > 0
+                _forward, nchunks, state, wt[k].numpy(), seed, t, np.float32(scale), y, keep, xm, k > 0
             )
-            states.append(state)
+            masked.append(xm)
             keeps.append(keep)
-        ctx.states, ctx.keeps, ctx.wt = states, keeps, wt
+        ctx.masked, ctx.keeps, ctx.wt = masked, keeps, wt
         ctx.op_t, ctx.scale, ctx.shape = op_t, scale, (n_out, weight.size(1) // C, C)
         return torch.from_numpy(y)
 
     @staticmethod
     def backward(ctx, g: Tensor):
-        states, keeps, wt, scale = ctx.states, ctx.keeps, ctx.wt, np.float32(ctx.scale)
+        masked, keeps, wt, scale = ctx.masked, ctx.keeps, ctx.wt, np.float32(ctx.scale)
         n_out, K, C = ctx.shape
-        k_max = len(states)
-        n = states[0].shape[0]
+        n, k_max = masked[0].shape[0], len(masked)
         nchunks = (n + _CHUNK - 1) // _CHUNK
-        gn = g.detach().contiguous().numpy()
+        g = g.detach().contiguous()
+        gn = g.numpy()
         need_gh, need_gw = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
-        gw = np.zeros((n_out, K, C), dtype=np.float32)
-        parts = np.zeros((nchunks, n_out, C), dtype=np.float32)
         G = None
-        for k in range(k_max - 1, -1, -1):
-            if G is not None and need_gh:
+        for k in range(k_max - 1, -1, -1) if need_gh else ():
+            if G is not None:
                 nxt = np.empty_like(G)
                 _run_chunks(_csr_spmm, n, *ctx.op_t, G, nxt)
                 G = nxt
             accumulate = G is not None
             if not accumulate:
                 G = np.empty((n, C), dtype=np.float32)
-            parts[:] = 0.0
-            _run_chunks(_backward, nchunks, states[k], wt[k].numpy(), gn, keeps[k], scale, G, parts, need_gh, need_gw,
-                        accumulate)  # fmt: skip
-            if need_gw:
-                gw[:, k] = parts.sum(0)
+            _run_chunks(_backward, nchunks, wt[k].numpy(), gn, keeps[k], scale, G, accumulate)
         grad_h = torch.from_numpy(G) if need_gh else None
-        grad_w = torch.from_numpy(gw.reshape(n_out, K * C)) if need_gw else None
+        grad_w = None
+        if need_gw:
+            gt = g.t().contiguous()
+            blocks = [gt @ torch.from_numpy(xm) for xm in masked]
+            blocks += [g.new_zeros(n_out, C)] * (K - k_max)
+            grad_w = torch.cat(blocks, dim=1)
         return grad_h, grad_w, None, None, None, None
 
 

