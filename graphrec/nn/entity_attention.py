@@ -149,12 +149,17 @@ class EntityAttention(nn.Module):
         projection ``z = X W`` of the same shape.
         """
         H, C = self.heads, self.out_channels
-        z = self.lin(x).view(-1, H, C)
         # f = Z a = X (W a): scoring through the [in, 2H] folded weight avoids [N, H, C]
         # products and their gradients.
         w = self.lin.weight.view(H, C, -1)
         w_att = torch.cat([torch.einsum("hcf,hc->fh", w, self.att_i), torch.einsum("hcf,hc->fh", w, self.att_j)], 1)
-        f = x @ w_att
+        transpose = self._input_transpose(x)
+        if transpose is not None:  # Z and f in one sparse product, with a cached X^T for the backward
+            zf = fused.csr_matmul(x, torch.cat([self.lin.weight.t(), w_att], 1), transpose)
+            z, f = zf[:, : H * C].reshape(-1, H, C), zf[:, H * C :]
+        else:
+            z = self.lin(x).view(-1, H, C)
+            f = x @ w_att
         f_i = f[:, :H] + self.att_i_bias  # [N, H], role of the target
         f_j = f[:, H:] + self.att_j_bias  # [N, H], role of the source
         src, dst = edge_index
@@ -165,6 +170,18 @@ class EntityAttention(nn.Module):
         out = _HeadAggregate.apply(alpha, z, self._edge_layout(edge_index, z.size(0)))
         out = F.elu(out + self.bias.view(H, C) + z)
         return out.reshape(-1, H * C), z.reshape(-1, H * C)
+
+    def _input_transpose(self, x: Tensor) -> fused.CSRTranspose | None:
+        """The cached transpose of a constant sparse CSR input's pattern (None when the
+        fused kernels do not apply)."""
+        if not (fused.AVAILABLE and x.layout == torch.sparse_csr and x.device.type == "cpu"
+                and x.dtype == torch.float32 and not x.requires_grad):  # fmt: skip
+            return None
+        crow, col = x.crow_indices(), x.col_indices()
+        key = (crow.data_ptr(), col.data_ptr(), col.numel(), tuple(x.shape))
+        if getattr(self, "_xt_key", None) != key:
+            self._xt_key, self._xt = key, fused.CSRTranspose(crow.numpy(), col.numpy(), x.size(1))
+        return self._xt
 
     def _edge_layout(self, edge_index: Tensor, n: int) -> _EdgeLayout:
         key = (edge_index.data_ptr(), edge_index._version, edge_index.shape[1], n)

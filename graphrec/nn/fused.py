@@ -335,6 +335,39 @@ def csr_spmm(crow, col, val, h: Tensor) -> Tensor:
     return torch.from_numpy(out)
 
 
+class CSRTranspose:
+    """The transpose of a CSR pattern ``(crow, col)`` with ``ncols`` columns, built once:
+    ``crow``, ``col`` of the transposed pattern and ``perm``, the position in the original
+    values of each transposed entry."""
+
+    def __init__(self, crow: np.ndarray, col: np.ndarray, ncols: int):
+        import scipy.sparse as sp
+
+        pattern = sp.csr_matrix((np.arange(col.shape[0]), col, crow), shape=(crow.shape[0] - 1, ncols)).tocsc()
+        self.crow, self.col, self.perm = pattern.indptr, pattern.indices, pattern.data
+
+
+class _CSRMatmul(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, values: Tensor, w: Tensor, crow: np.ndarray, col: np.ndarray, t: CSRTranspose) -> Tensor:
+        vals = values.detach().contiguous().numpy()
+        ctx.vals_t, ctx.t = vals[t.perm], t
+        return csr_spmm(crow, col, vals, w)
+
+    @staticmethod
+    def backward(ctx, g: Tensor):
+        t = ctx.t
+        return None, csr_spmm(t.crow, t.col, ctx.vals_t, g), None, None, None
+
+
+def csr_matmul(x: Tensor, w: Tensor, transpose: CSRTranspose) -> Tensor:
+    """``x @ w`` for a constant sparse CSR ``x`` (no gradient) and a dense float32 ``w``,
+    forward and backward through the threaded CSR kernel; ``transpose`` is
+    ``CSRTranspose`` of ``x``'s pattern, kept by the caller, so the backward pass does not
+    re-sort ``x`` every step as torch's sparse ``addmm`` does."""
+    return _CSRMatmul.apply(x.values(), w, x.crow_indices().numpy(), x.col_indices().numpy(), transpose)
+
+
 def head_spmm(crow: np.ndarray, col: np.ndarray, a: Tensor, z: Tensor) -> Tensor:
     """Multi-head sparse product: ``out[i, h] = sum_j A_h[i, j] z[j, h]`` where the heads
     share one CSR pattern ``(crow, col)`` and ``a`` holds their values, ``[nnz, H]`` in CSR
