@@ -28,6 +28,7 @@ path (:func:`graphrec.nn.functional.dropout` followed by a matrix product).
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -161,6 +162,7 @@ def _threshold(p: float) -> tuple[int, float]:
 
 
 _POOL: ThreadPoolExecutor | None = None
+_POOL_PID: int | None = None
 _THREADS: int | None = None
 
 
@@ -192,8 +194,11 @@ def _run_chunks(kernel, nchunks: int, *args) -> None:
     if threads == 1:
         kernel(*args, 0, nchunks)
         return
-    if _POOL is None or _POOL._max_workers < threads:
+    global _POOL_PID
+    # a forked child inherits the pool object but not its threads: start a new one there
+    if _POOL is None or _POOL._max_workers < threads or _POOL_PID != os.getpid():
         _POOL = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="graphrec-fused")
+        _POOL_PID = os.getpid()
     bounds = [nchunks * t // threads for t in range(threads + 1)]
     futures = [_POOL.submit(kernel, *args, bounds[t], bounds[t + 1]) for t in range(1, threads)]
     kernel(*args, bounds[0], bounds[1])

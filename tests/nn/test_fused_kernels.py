@@ -209,3 +209,29 @@ def test_entity_attention_on_sparse_input_matches_dense_input():
     assert att._input_transpose(x.to_sparse_csr()) is not None
     for a, b in zip(*grads, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def _spmm_in_child(queue):
+    a = sp.identity(300, format="csr", dtype=np.float32)
+    h = torch.ones(300, 4)
+    queue.put(float(fused.csr_spmm(a.indptr, a.indices, a.data, h).sum()))
+
+
+def test_kernels_run_in_a_forked_child_after_the_parent_used_the_pool():
+    import multiprocessing as mp
+
+    fused.set_num_threads(2)
+    try:
+        a = sp.identity(300, format="csr", dtype=np.float32)
+        fused.csr_spmm(a.indptr, a.indices, a.data, torch.ones(300, 4))  # parent starts its pool
+        ctx = mp.get_context("fork")
+        queue = ctx.Queue()
+        child = ctx.Process(target=_spmm_in_child, args=(queue,))
+        child.start()
+        child.join(timeout=60)
+        if child.is_alive():
+            child.kill()
+        assert child.exitcode == 0, "the child hung or failed"
+        assert queue.get(timeout=5) == 1200.0
+    finally:
+        fused.set_num_threads(None)
