@@ -9,7 +9,7 @@ pass forward and one backward (about 1.7x faster per block on one thread). :func
 is the sparse-dense product of every propagation step, split by rows over threads.
 
 The kernels release the GIL and run on a small thread pool sized by
-``torch.get_num_threads()``; for :func:`dropout_linear`:
+``torch.get_num_threads()`` (or :func:`set_num_threads`); for :func:`dropout_linear`:
 
 * the keep mask comes from a counter-based hash of ``(seed, row, column // 4)``
   (splitmix64, four 16-bit uniforms per 64-bit hash), computed inside the loop that uses
@@ -331,7 +331,7 @@ def mixture_dropout_linear(
 
 def csr_spmm(crow, col, val, h: Tensor) -> Tensor:
     """``A @ h`` for a CSR matrix given as numpy arrays ``(crow, col, val)`` and a dense
-    float32 CPU ``h``, split by rows over ``torch.get_num_threads()`` threads (scipy's
+    float32 CPU ``h``, split by rows over :func:`get_num_threads` threads (scipy's
     kernel is single-threaded)."""
     n = crow.shape[0] - 1
     hc = h.detach().contiguous().numpy()

@@ -63,7 +63,8 @@ def spmm(op: Tensor, h: Tensor, host: sp.csr_matrix | None = None) -> Tensor:
     """``op @ h`` for a sparse CSR ``op`` and a dense ``h``.
 
     On CPU with float32 and numba, :func:`graphrec.nn.fused.csr_spmm` computes it (split by
-    rows over torch's thread count; ~20% faster than scipy on one thread). Otherwise, with
+    rows over :func:`graphrec.nn.fused.get_num_threads` threads; ~20% faster than scipy on
+    one thread). Otherwise, with
     ``host`` (the same matrix in scipy, see :func:`scipy_csr`), scipy's CSR
     kernel computes it: about 2x faster than torch 2.13's for a 2708 x 512 ``h``, with no
     intermediate copy. Otherwise ``addmm`` with ``beta=0`` into a fresh output, which skips
