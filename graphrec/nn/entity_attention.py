@@ -130,6 +130,8 @@ class EntityAttention(nn.Module):
         self.bias = nn.Parameter(torch.zeros(heads * out_channels))
         self._layout_key: tuple | None = None
         self._layout: _EdgeLayout | None = None
+        self._xt_key: tuple | None = None
+        self._xt: fused.CSRTranspose | None = None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -179,7 +181,7 @@ class EntityAttention(nn.Module):
             return None
         crow, col = x.crow_indices(), x.col_indices()
         key = (crow.data_ptr(), col.data_ptr(), col.numel(), tuple(x.shape))
-        if getattr(self, "_xt_key", None) != key:
+        if key != self._xt_key:
             self._xt_key, self._xt = key, fused.CSRTranspose(crow.numpy(), col.numpy(), x.size(1))
         return self._xt
 

@@ -32,6 +32,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 from torch import Tensor
 
@@ -42,7 +43,7 @@ try:  # numba is optional; without it the torch ops are used
 except ImportError:  # pragma: no cover - exercised only where numba is missing
     AVAILABLE = False
 
-_CHUNK = 256  # rows per partial weight-gradient block (fixed: the sums do not depend on threads)
+_CHUNK = 256  # rows per unit of work handed to a thread by the dropout kernels
 
 if AVAILABLE:
     _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -189,12 +190,11 @@ def _run_chunks(kernel, nchunks: int, *args) -> None:
     threads. The kernels release the GIL; a plain thread pool is used rather than numba's
     parallel backend, whose OpenMP runtime is not the one torch links and would spin
     against torch's threads."""
-    global _POOL
+    global _POOL, _POOL_PID
     threads = max(1, min(get_num_threads(), nchunks))
     if threads == 1:
         kernel(*args, 0, nchunks)
         return
-    global _POOL_PID
     # a forked child inherits the pool object but not its threads: start a new one there
     if _POOL is None or _POOL._max_workers < threads or _POOL_PID != os.getpid():
         _POOL = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="graphrec-fused")
@@ -346,8 +346,6 @@ class CSRTranspose:
     values of each transposed entry."""
 
     def __init__(self, crow: np.ndarray, col: np.ndarray, ncols: int):
-        import scipy.sparse as sp
-
         pattern = sp.csr_matrix((np.arange(col.shape[0]), col, crow), shape=(crow.shape[0] - 1, ncols)).tocsc()
         self.crow, self.col, self.perm = pattern.indptr, pattern.indices, pattern.data
 
