@@ -109,7 +109,7 @@ def main(argv=None):
               f"{cpu_s:.1f} s CPU, test {100 * res.test:.1f}%")  # fmt: skip
     print(json.dumps(out["environment"]))
     if args.json:
-        from graphrec.io import atomic_write_json
+        from graphrec.utils.io import atomic_write_json
 
         atomic_write_json(args.json, out)
 

@@ -22,7 +22,7 @@ import time
 
 import torch
 
-from graphrec.io import atomic_write_json
+from graphrec.utils.io import atomic_write_json
 from graphrec.metrics import CSR, default_chunk_size, embedding_scorer, evaluate_topk
 
 

@@ -22,7 +22,7 @@ import time
 
 import torch
 
-from graphrec.io import atomic_write_json
+from graphrec.utils.io import atomic_write_json
 from graphrec.tasks import link_prediction as lp
 from graphrec.tasks.rec_config import resolve_rec_config
 from graphrec.tasks.rec_data import load_interactions

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from graphrec.io import atomic_write_json
+from graphrec.utils.io import atomic_write_json
 from graphrec.serving import export_embeddings, load_recommender
 
 

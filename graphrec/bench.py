@@ -18,10 +18,10 @@ from torch import nn
 from graphrec.config import ExperimentConfig, resolve_config
 from graphrec.data import label_rate_split, load_node_dataset
 from graphrec.data.ppi import InductiveDataset
-from graphrec.io import atomic_write_json
 from graphrec.models import build_model, get_spec
 from graphrec.nn.hop_sampling import HopSampling
 from graphrec.tasks.node_classification import FitResult, fit, seed_everything
+from graphrec.utils.io import atomic_write_json
 
 
 def build_backbone(cfg: ExperimentConfig, in_channels: int, out_channels: int) -> nn.Module:

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from graphrec.bench import run_node_benchmark
-from graphrec.io import atomic_open, atomic_write_json
+from graphrec.utils.io import atomic_open, atomic_write_json
 
 
 @dataclass

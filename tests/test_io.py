@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from graphrec.io import atomic_open, atomic_write_json, atomic_write_text
+from graphrec.utils.io import atomic_open, atomic_write_json, atomic_write_text
 
 
 def test_atomic_write_replaces_content_with_ordinary_permissions(tmp_path):

@@ -27,15 +27,12 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import errno
-import fcntl
 import hashlib
 import json
 import os
 import re
 import secrets
 import shutil
-import signal
-import socket
 import sys
 import threading
 import time
@@ -52,7 +49,8 @@ from graphrec.artifacts.errors import (
     ArtifactNotFoundError,
     CorruptArtifactError,
 )
-from graphrec.io import atomic_write_json, fsync_dir
+from graphrec.utils.faults import fault_point
+from graphrec.utils.io import LockHeld, atomic_write_json, exclusive_lock, fsync_dir
 
 FORMAT = "graphrec-artifact/1"
 MANIFEST = "manifest.json"
@@ -72,12 +70,6 @@ CHAIN_LIMIT = 100
 
 _VERSION_NAME = re.compile(r"^\d{6,}$")
 _STAGING_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-
-
-def fault_point(name: str) -> None:
-    """Crash-test hook: ``SIGKILL`` this process if ``$GRAPHREC_ARTIFACTS_FAULT`` names ``name``."""
-    if os.environ.get(FAULT_ENV) == name:
-        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def version_name(version: int) -> str:
@@ -412,7 +404,7 @@ class ArtifactRegistry:
             number = self._next_version()
             manifest = Manifest(version=number, created_at=_now(), meta=meta, files=files)
             atomic_write_json(src / MANIFEST, manifest.model_dump(mode="json"))
-            fault_point("after_manifest")
+            fault_point(FAULT_ENV, "after_manifest")
             dest = self.versions_dir / version_name(number)
             try:
                 os.rename(src, dest)
@@ -428,7 +420,7 @@ class ArtifactRegistry:
                 raise
             fsync_dir(self.versions_dir)
             fsync_dir(src.parent)
-            fault_point("after_move")
+            fault_point(FAULT_ENV, "after_move")
             if promote:
                 self._set_production(number, "promote", reason)
             if self.keep is not None:
@@ -498,38 +490,19 @@ class ArtifactRegistry:
                 self._lock_depth -= 1
             return
         self.root.mkdir(parents=True, exist_ok=True)
-        path = self.root / LOCK
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            deadline = time.monotonic() + self.lock_timeout
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() >= deadline:
-                        raise ArtifactLockedError(
-                            f"the artifact registry at {self.root} is being written by another process"
-                            f"{_holder(fd)}; waited {self.lock_timeout:g} s: retry when it has finished"
-                        ) from None
-                    time.sleep(0.05)
-            info = {
-                "pid": os.getpid(),
-                "host": socket.gethostname(),
-                "since": _now().isoformat(timespec="seconds"),
-                "argv": sys.argv[:4],
-            }
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, json.dumps(info).encode(), 0)
+        with contextlib.ExitStack() as stack:
+            try:
+                stack.enter_context(exclusive_lock(self.root / LOCK, wait=self.lock_timeout, argv=sys.argv[:4]))
+            except LockHeld as exc:
+                raise ArtifactLockedError(
+                    f"the artifact registry at {self.root} is being written by another process"
+                    f"{exc.who()}; waited {self.lock_timeout:g} s: retry when it has finished"
+                ) from None
             self._lock_owner, self._lock_depth = me, 1
             try:
                 yield
             finally:
                 self._lock_owner, self._lock_depth = None, 0
-                os.ftruncate(fd, 0)
-                fcntl.flock(fd, fcntl.LOCK_UN)
-        finally:
-            os.close(fd)
 
     # ------------------------------------------------------------------------------ internals
     @contextlib.contextmanager
@@ -640,7 +613,7 @@ class ArtifactRegistry:
             chain=chain[:CHAIN_LIMIT],
         )
         atomic_write_json(self.root / PRODUCTION, ptr.model_dump(mode="json"))
-        fault_point("after_pointer")
+        fault_point(FAULT_ENV, "after_pointer")
         self._append_history(ptr.record())
 
     def _repair_history(self) -> None:
@@ -737,14 +710,6 @@ def _remove(path: Path) -> None:
     else:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
-
-
-def _holder(fd: int) -> str:
-    with contextlib.suppress(OSError, ValueError):
-        info = json.loads(os.pread(fd, 4096, 0) or b"{}")
-        if info:
-            return f" (pid {info.get('pid')} on {info.get('host')}, since {info.get('since')})"
-    return ""
 
 
 def _sha256(path: Path) -> str:

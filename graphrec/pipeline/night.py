@@ -27,10 +27,10 @@ import numpy as np
 import polars as pl
 import torch
 
-from graphrec.io import atomic_open
 from graphrec.metrics import CSR, embedding_scorer, evaluate_topk
 from graphrec.tasks.rec_data import Interactions, RecData
 from graphrec.tasks.splits import EdgeSplit, dedup_pairs, drop_cold, random_split
+from graphrec.utils.io import atomic_open
 
 CANARY_COLUMNS = ("user_external_id", "target_external_id")
 

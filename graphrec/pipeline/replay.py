@@ -22,10 +22,10 @@ from typing import Any
 
 from rich.console import Console
 
-from graphrec.io import atomic_open, atomic_write_json, atomic_write_text
 from graphrec.pipeline.config import PipelineConfig
 from graphrec.pipeline.runner import FAILED, NightResult, parse_date, run_night
 from graphrec.pipeline.state import PipelineError
+from graphrec.utils.io import atomic_open, atomic_write_json, atomic_write_text
 
 MODES = ("warm", "cold")
 

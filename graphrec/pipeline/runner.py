@@ -22,7 +22,6 @@ import hashlib
 import json
 import os
 import shutil
-import signal
 import time
 import traceback
 from dataclasses import asdict, dataclass, field
@@ -35,7 +34,6 @@ import yaml
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from graphrec.io import atomic_open, atomic_write_json, atomic_write_text
 from graphrec.pipeline.config import PipelineConfig
 from graphrec.pipeline.night import (
     NightData,
@@ -57,15 +55,14 @@ from graphrec.pipeline.state import (
     now,
     pipeline_lock,
 )
+from graphrec.utils.faults import fault_point
+from graphrec.utils.io import atomic_open, atomic_write_json, atomic_write_text
 
 #: Crash-test hook: ``train_epoch_N`` kills the process after the checkpoint of epoch N;
 #: ``after_<stage>`` after that stage's record.
 FAULT_ENV = "GRAPHREC_PIPELINE_FAULT"
 
 
-def fault_point(name: str) -> None:
-    if os.environ.get(FAULT_ENV) == name:
-        os.kill(os.getpid(), signal.SIGKILL)
 
 
 @dataclass
@@ -222,7 +219,7 @@ def _stage_ingest(n: _Night, bar) -> dict[str, Any]:
             raise PipelineError(f"no logs for {n.date} ({where}); set source.allow_empty: true to run on old data")
         return {**out, "version": st.version, "events": 0, "read": 0, "quarantined": 0, "empty": True}
     rep = ingest(st, events, attributes=attributes or None, message=marker, echo=False)
-    fault_point("ingest_committed")
+    fault_point(FAULT_ENV, "ingest_committed")
     return {**out, "version": rep.version, "events": rep.accepted, "read": rep.read, "quarantined": rep.quarantined,
             "duplicates": rep.duplicates, "invariant": rep.summary()}  # fmt: skip
 
@@ -301,7 +298,7 @@ def _stage_train(n: _Night, bar) -> dict[str, Any]:
     def checkpoint(state: dict) -> None:
         with atomic_open(ckpt_path, "wb") as fh:
             torch.save(state, fh)
-        fault_point(f"train_epoch_{state['epoch']}")
+        fault_point(FAULT_ENV, f"train_epoch_{state['epoch']}")
 
     def progress(epoch, total, info):
         if task is not None:
@@ -556,7 +553,7 @@ def run_night(cfg: PipelineConfig, date: str | dt.date, *, force: bool = False, 
                 n.state.data["stage_seconds"] = stage_seconds
                 n.state.record(stage, outputs)
                 n.emit("stage_end", stage=stage, seconds=secs, outputs=outputs)
-                fault_point(f"after_{stage}")
+                fault_point(FAULT_ENV, f"after_{stage}")
                 bar.advance(stages_task)
         status = PUBLISHED if n.state.stages["gate"]["passed"] else GATED
         n.state.set(status=status, finished_at=now(), failed_stage=None, error=None)

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from graphrec.io import LockHeld, atomic_write_json, exclusive_lock
+from graphrec.utils.io import LockHeld, atomic_write_json, exclusive_lock
 
 STAGES = ("ingest", "build", "encoders", "train", "evaluate", "gate", "publish", "retain")
 

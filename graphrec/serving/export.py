@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from graphrec.io import atomic_open, atomic_write_json, fsync_dir
 from graphrec.serving.index import IndexKind, build_index, save_index
+from graphrec.utils.io import atomic_open, atomic_write_json, default_mode, fsync_dir
 
 FORMAT = "graphrec-recommender/1"
 
@@ -82,7 +82,7 @@ def export_embeddings(
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
-        os.chmod(tmp, _dir_mode())  # mkdtemp creates 0700; a served model folder is an ordinary folder
+        os.chmod(tmp, default_mode("dir"))  # mkdtemp creates 0700; a served model folder is an ordinary folder
         (tmp / "embeddings").mkdir()
         _write_parquet(embeddings_frame(user_ids, user_emb), tmp / "embeddings" / "user.parquet")
         _write_parquet(embeddings_frame(item_ids, item_emb), tmp / "embeddings" / f"{target}.parquet")
@@ -158,13 +158,6 @@ def _jsonable(value: Any) -> bool:
         return True
     except TypeError:
         return False
-
-
-def _dir_mode() -> int:
-    """Permissions a plain ``mkdir()`` would give a new folder (0o777 less the umask)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o777 & ~mask
 
 
 def _empty_dir(path: Path) -> bool:

@@ -14,7 +14,7 @@ from typing import Literal
 
 import numpy as np
 
-from graphrec.io import atomic_write_bytes
+from graphrec.utils.io import atomic_write_bytes
 
 IndexKind = Literal["flat", "hnsw"]
 

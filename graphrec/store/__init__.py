@@ -23,12 +23,12 @@ from graphrec.store.errors import (
     VersionNotFoundError,
 )
 from graphrec.store.export import to_dgl, to_networkx
-from graphrec.store.ingest import QUARANTINE_SCHEMA, IngestReport, ingest
+from graphrec.store.ingest import IngestReport, ingest
 from graphrec.store.manifest import FileEntry, FileStats, IdMapEntry, IngestStats, Manifest
 from graphrec.store.schema import LogSchema, NodeAttributes
 from graphrec.store.store import GraphStore
 from graphrec.store.synth import SynthReport, synth, synth_schema
-from graphrec.store.validate import REASONS
+from graphrec.store.validate import QUARANTINE_SCHEMA, REASONS
 
 __all__ = [
     "QUARANTINE_SCHEMA",

@@ -29,10 +29,11 @@ from typing import Any, Literal
 import numpy as np
 import polars as pl
 
-from graphrec.io import atomic_open
 from graphrec.store.manifest import FileEntry
 from graphrec.store.schema import USER
-from graphrec.store.store import GraphStore, _to_utc
+from graphrec.store.store import GraphStore, to_utc
+from graphrec.utils.console import StepProgress
+from graphrec.utils.io import atomic_open
 
 CACHE_DIR = "cache/edges"
 _CACHE_FORMAT = 3
@@ -249,7 +250,6 @@ def build(
     import torch
     from torch_geometric.data import HeteroData
 
-    from graphrec.store.ingest import _Progress
 
     if not isinstance(store, GraphStore):
         store = GraphStore(store)
@@ -258,8 +258,8 @@ def build(
     manifest = store.manifest(version)
     schema = store.schema(manifest.version)
     start, end = window if window is not None else (None, None)
-    start_dt = _to_utc(start) if start is not None else None
-    end_dt = _to_utc(end) if end is not None else None
+    start_dt = to_utc(start) if start is not None else None
+    end_dt = to_utc(end) if end is not None else None
     if start_dt is not None and end_dt is not None and start_dt >= end_dt:
         raise ValueError(f"empty window: start {start_dt} is not before end {end_dt}")
     for name, given, known in (
@@ -279,7 +279,7 @@ def build(
     parts = store.partitions(manifest.version, start=start_dt, end=end_dt)
     entries = [(day, f) for day, fs in parts.items() for f in fs]
     collected: dict[Group, list[Arrays]] = {}
-    with _Progress(progress) as bar:
+    with StepProgress(progress, "build") as bar:
         for i, (day, entry) in enumerate(entries):
             bar.update("loading partitions", i, len(entries))
             # Only the first and last day of a window can hold events outside it.

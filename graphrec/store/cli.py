@@ -333,7 +333,7 @@ def build_cmd(
     if out is not None:
         import torch
 
-        from graphrec.io import atomic_open
+        from graphrec.utils.io import atomic_open
 
         with atomic_open(out, "wb") as fh:
             torch.save(data, fh)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -32,38 +32,28 @@ from graphrec.store.schema import USER, LogSchema
 from graphrec.store.sources import ROW, RawFile, SourceLike, read_source, resolve
 from graphrec.store.store import (
     GraphStore,
-    _commit,
-    _write_schema,
     collect_garbage,
+    commit,
     stored_event_schema,
     write_parquet_file,
+    write_schema,
 )
 from graphrec.store.validate import (
     CODE,
     DETAIL,
     FIELD,
+    QUARANTINE_SCHEMA,
     REASON,
     attribute_columns,
     event_columns,
     normalize,
     raw_json,
 )
+from graphrec.utils.console import ProgressFn, StepProgress
 
 FILE = "__file"
 #: Errors that mean "this file's content cannot be decoded" (not a bug in the pipeline).
 _READ_ERRORS = (pl.exceptions.ComputeError, OSError)
-
-QUARANTINE_SCHEMA: dict[str, pl.DataType] = {
-    "version": pl.Int64(),
-    "source": pl.String(),
-    "table": pl.String(),
-    "row": pl.Int64(),
-    "reason": pl.String(),
-    "field": pl.String(),
-    "detail": pl.String(),
-    "raw": pl.String(),
-}
-
 
 class IngestReport(IngestStats):
     """What an ingest committed. ``str(report)`` is the one-line invariant."""
@@ -83,7 +73,6 @@ class IngestReport(IngestStats):
         return f"version {self.version}: {self.summary()}"
 
 
-ProgressFn = Callable[[str, int, int], None]
 
 
 def ingest(
@@ -125,7 +114,7 @@ def ingest(
     if not files and not attr_files:
         raise SourceError("nothing to ingest: give event files and/or attribute tables")
 
-    with store.lock(), _Progress(progress) as bar:
+    with store.lock(), StepProgress(progress, "ingest") as bar:
         collect_garbage(store)
         parent = store.manifest()
         store_schema = store.schema()
@@ -151,7 +140,7 @@ def ingest(
 
 # ---------------------------------------------------------------------------------- the job
 class _Ingest:
-    def __init__(self, store: GraphStore, parent: Manifest, schema: LogSchema, bar: _Progress):
+    def __init__(self, store: GraphStore, parent: Manifest, schema: LogSchema, bar: StepProgress):
         self.store = store
         self.parent = parent
         self.schema = schema
@@ -398,7 +387,7 @@ class _Ingest:
         root, v, parent = self.store.root, self.version, self.parent
         manifest = parent.model_copy(deep=True)
         manifest.version, manifest.parent = v, parent.version
-        manifest.schema_path = _write_schema(root, self.schema)
+        manifest.schema_path = write_schema(root, self.schema)
         counts = manifest.counts
         written: list[str] = []
 
@@ -472,7 +461,7 @@ class _Ingest:
         stats.duration_s = time.perf_counter() - started
         manifest.ingest = stats
         self.bar.update("committing", 0, 1)
-        _commit(root, manifest)
+        commit(root, manifest)
         return IngestReport(
             **stats.model_dump(),
             version=v,
@@ -526,44 +515,6 @@ def first_distinct(df: pl.DataFrame, cols: list[str]) -> pl.Series:
 
 
 # ---------------------------------------------------------------------------------- output
-class _Progress:
-    """A rich progress bar, a callback, or nothing."""
-
-    def __init__(self, progress: bool | ProgressFn):
-        self.callback: ProgressFn | None = progress if callable(progress) else None
-        self.enabled = progress is True
-        self._progress = None
-        self._task = None
-
-    def __enter__(self) -> _Progress:
-        if self.enabled:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-            )
-
-            self._progress = Progress(
-                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                TimeElapsedColumn(), transient=True,
-            )
-            self._progress.__enter__()
-            self._task = self._progress.add_task("ingest", total=1)
-        return self
-
-    def update(self, step: str, done: int, total: int) -> None:
-        if self.callback is not None:
-            self.callback(step, done, total)
-        if self._progress is not None:
-            self._progress.update(self._task, description=step, completed=done, total=max(total, 1))
-
-    def __exit__(self, *exc: object) -> None:
-        if self._progress is not None:
-            self._progress.__exit__(*exc)
-
-
 def _echo(report: IngestReport) -> None:
     from rich.console import Console
     from rich.markup import escape

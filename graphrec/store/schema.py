@@ -225,7 +225,7 @@ class LogSchema(BaseModel):
 
     def save(self, path: str | Path) -> None:
         """Write the schema atomically, as JSON if the name ends in ``.json`` else YAML."""
-        from graphrec.io import atomic_write_text
+        from graphrec.utils.io import atomic_write_text
 
         path = Path(path)
         atomic_write_text(path, self.to_json() if path.suffix == ".json" else self.to_yaml())

@@ -26,22 +26,14 @@ import hashlib
 import io
 import os
 import secrets
-import signal
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import polars as pl
 
-from graphrec.io import (
-    LockHeld,
-    atomic_write_bytes,
-    atomic_write_json,
-    atomic_write_text,
-    exclusive_lock,
-)
 from graphrec.store.errors import (
     CorruptStoreError,
     SchemaError,
@@ -52,11 +44,15 @@ from graphrec.store.errors import (
 )
 from graphrec.store.manifest import FileEntry, IdMapEntry, Manifest
 from graphrec.store.schema import USER, LogSchema
-
-if TYPE_CHECKING:
-    from torch_geometric.data import HeteroData
-
-    from graphrec.store.ingest import IngestReport
+from graphrec.store.validate import QUARANTINE_SCHEMA
+from graphrec.utils.faults import fault_point
+from graphrec.utils.io import (
+    LockHeld,
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+    exclusive_lock,
+)
 
 CURRENT = "CURRENT"
 LOCK = "LOCK"
@@ -65,12 +61,6 @@ DATA_DIRS = ("events", "idmaps", "attributes", "quarantine", "schemas", "version
 #: Environment variable naming a commit step at which the writer kills itself (crash tests).
 FAULT_ENV = "GRAPHREC_STORE_FAULT"
 FAULT_POINTS = ("after_data", "after_manifest", "after_current")
-
-
-def fault_point(name: str) -> None:
-    """Crash-test hook: ``SIGKILL`` this process if ``$GRAPHREC_STORE_FAULT`` names ``name``."""
-    if os.environ.get(FAULT_ENV) == name:
-        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -94,7 +84,7 @@ class GraphStore:
 
     Readers never lock: every version is immutable, and :attr:`version` follows ``CURRENT``
     so a long-lived object sees new commits. Writes go through :func:`graphrec.store.ingest`
-    (or :meth:`ingest`), which holds the writer lock.
+    which holds the writer lock.
     """
 
     def __init__(self, root: str | os.PathLike):
@@ -135,7 +125,7 @@ class GraphStore:
                 return store
             for d in DATA_DIRS:
                 (root / d).mkdir(exist_ok=True)
-            schema_path = _write_schema(root, schema)
+            schema_path = write_schema(root, schema)
             manifest = Manifest(
                 version=0,
                 parent=None,
@@ -144,7 +134,7 @@ class GraphStore:
                 schema_path=schema_path,
                 id_maps={nt: IdMapEntry() for nt in schema.node_types},
             )
-            _commit(root, manifest)
+            commit(root, manifest)
         return cls(root)
 
     # ------------------------------------------------------------------ versions
@@ -233,9 +223,9 @@ class GraphStore:
         else:
             lf = pl.LazyFrame(schema=stored_event_schema(schema))
         if start is not None:
-            lf = lf.filter(pl.col("timestamp") >= pl.lit(_to_utc(start)).cast(TIME_DTYPE))
+            lf = lf.filter(pl.col("timestamp") >= pl.lit(to_utc(start)).cast(TIME_DTYPE))
         if end is not None:
-            lf = lf.filter(pl.col("timestamp") < pl.lit(_to_utc(end)).cast(TIME_DTYPE))
+            lf = lf.filter(pl.col("timestamp") < pl.lit(to_utc(end)).cast(TIME_DTYPE))
         if external_ids:
             users = self.id_map(USER, version).lazy().rename({"external_id": "user_id", "id": "user"})
             targets = pl.concat(
@@ -289,7 +279,6 @@ class GraphStore:
 
     def quarantine(self, version: int | None = None, *, only: bool = False) -> pl.DataFrame:
         """Rejected rows up to ``version`` (or only those of ``version`` with ``only=True``)."""
-        from graphrec.store.ingest import QUARANTINE_SCHEMA
 
         m = self.manifest(version)
         files = [f for f in m.quarantine if not only or f.version == m.version]
@@ -342,18 +331,6 @@ class GraphStore:
         """The writer lock (fcntl); raises :class:`StoreLockedError` if another process holds it."""
         return writer_lock(self.root)
 
-    def ingest(self, sources: Sequence[Any] = (), **kwargs: Any) -> IngestReport:
-        """See :func:`graphrec.store.ingest`."""
-        from graphrec.store.ingest import ingest
-
-        return ingest(self, sources, **kwargs)
-
-    def build(self, **kwargs: Any) -> HeteroData:
-        """See :func:`graphrec.store.build`."""
-        from graphrec.store.build import build
-
-        return build(self, **kwargs)
-
     def evolve_schema(self, schema: LogSchema, *, message: str = "") -> Manifest:
         """Commit a new version whose schema extends the current one (additive changes only)."""
         with self.lock():
@@ -365,11 +342,11 @@ class GraphStore:
             manifest.parent = parent.version
             manifest.created_at = dt.datetime.now(dt.UTC)
             manifest.schema_hash = schema.hash()
-            manifest.schema_path = _write_schema(self.root, schema)
+            manifest.schema_path = write_schema(self.root, schema)
             manifest.ingest = None
             for nt in schema.node_types:
                 manifest.id_maps.setdefault(nt, IdMapEntry())
-            _commit(self.root, manifest)
+            commit(self.root, manifest)
             return manifest
 
     def __repr__(self) -> str:
@@ -419,20 +396,20 @@ def check_compatible(old: LogSchema, new: LogSchema) -> None:
         raise SchemaError("schema change is not additive: " + "; ".join(problems))
 
 
-def _write_schema(root: Path, schema: LogSchema) -> str:
+def write_schema(root: Path, schema: LogSchema) -> str:
     rel = f"schemas/{schema.hash().split(':', 1)[1][:16]}.yaml"
     if not (root / rel).is_file():
         atomic_write_text(root / rel, schema.to_yaml())
     return rel
 
 
-def _commit(root: Path, manifest: Manifest) -> None:
+def commit(root: Path, manifest: Manifest) -> None:
     """Publish ``manifest``: write it, then atomically point ``CURRENT`` at it."""
-    fault_point("after_data")
+    fault_point(FAULT_ENV, "after_data")
     atomic_write_json(root / "versions" / f"{_vname(manifest.version)}.json", manifest.model_dump(mode="json"))
-    fault_point("after_manifest")
+    fault_point(FAULT_ENV, "after_manifest")
     atomic_write_text(root / CURRENT, f"{manifest.version}\n")
-    fault_point("after_current")
+    fault_point(FAULT_ENV, "after_current")
 
 
 def write_parquet_file(root: Path, rel_dir: str, stem: str, df: pl.DataFrame, version: int) -> FileEntry:
@@ -485,16 +462,14 @@ def writer_lock(root: Path) -> Iterator[None]:
         try:
             stack.enter_context(exclusive_lock(Path(root) / LOCK, argv=sys.argv[:4]))
         except LockHeld as exc:
-            h = exc.holder
-            holder = f" (pid {h.get('pid')} on {h.get('host')}, since {h.get('since')})" if h else ""
             raise StoreLockedError(
-                f"the store at {root} is being written by another process{holder}; "
+                f"the store at {root} is being written by another process{exc.who()}; "
                 "only one writer at a time is allowed: wait for it to finish, then retry"
             ) from None
         yield
 
 
-def _to_utc(value: Any) -> dt.datetime:
+def to_utc(value: Any) -> dt.datetime:
     """A datetime, date, ISO string or epoch seconds as an aware UTC datetime."""
     if isinstance(value, dt.datetime):
         return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
@@ -503,12 +478,12 @@ def _to_utc(value: Any) -> dt.datetime:
     if isinstance(value, int | float | np.integer | np.floating):
         return dt.datetime.fromtimestamp(float(value), dt.UTC)
     if isinstance(value, str):
-        return _to_utc(dt.datetime.fromisoformat(value.replace("Z", "+00:00")))
+        return to_utc(dt.datetime.fromisoformat(value.replace("Z", "+00:00")))
     raise TypeError(f"cannot use {value!r} as a time (give a datetime, date, ISO string or epoch seconds)")
 
 
 def _day_key(value: Any, *, end: bool = False) -> str:
-    t = _to_utc(value)
+    t = to_utc(value)
     if end and t.time() == dt.time(0):
         t = t - dt.timedelta(microseconds=1)  # [start, end): an end at midnight excludes that day
     return t.date().isoformat()

@@ -48,6 +48,19 @@ _DATE_FORMAT = "%Y-%m-%d"
 _US_PER_UNIT = {"s": 1_000_000, "ms": 1_000, "us": 1, "ns": 0.001}
 TIME_DTYPE = pl.Datetime("us", "UTC")
 
+#: Columns of the quarantine table: one row per rejected input row, with its reason.
+QUARANTINE_SCHEMA: dict[str, pl.DataType] = {
+    "version": pl.Int64(),
+    "source": pl.String(),
+    "table": pl.String(),
+    "row": pl.Int64(),
+    "reason": pl.String(),
+    "field": pl.String(),
+    "detail": pl.String(),
+    "raw": pl.String(),
+}
+
+
 
 @dataclass(frozen=True)
 class Column:

@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import IO, Any
 
 
-def _default_mode() -> int:
-    """Permissions a plain ``open()`` would give a new file (0o666 less the umask)."""
+def default_mode(kind: str = "file") -> int:
+    """Permissions a plain ``open()`` (``kind="file"``: 0o666) or ``mkdir()`` (``"dir"``: 0o777)
+    would give a new entry, less the umask."""
     mask = os.umask(0)
     os.umask(mask)
-    return 0o666 & ~mask
+    return (0o777 if kind == "dir" else 0o666) & ~mask
 
 
 def fsync_dir(path: str | os.PathLike) -> None:
@@ -40,7 +41,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO[Any]]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        os.fchmod(fd, _default_mode())  # mkstemp creates 0600; the result is an ordinary file
+        os.fchmod(fd, default_mode())  # mkstemp creates 0600; the result is an ordinary file
         with os.fdopen(fd, mode) as fh:
             yield fh
             fh.flush()
@@ -73,29 +74,43 @@ class LockHeld(RuntimeError):
         super().__init__(f"{path} is locked by {holder or 'another process'}")
         self.path, self.holder = path, holder
 
+    def who(self) -> str:
+        """`` (pid P on HOST, since T)``, or an empty string when the holder recorded nothing."""
+        h = self.holder
+        return f" (pid {h.get('pid')} on {h.get('host')}, since {h.get('since')})" if h else ""
+
 
 @contextlib.contextmanager
-def exclusive_lock(path: str | os.PathLike, **note: Any) -> Iterator[None]:
-    """Hold an exclusive ``fcntl.flock`` on ``path`` without waiting, or raise :class:`LockHeld`.
+def exclusive_lock(path: str | os.PathLike, *, wait: float = 0.0, **note: Any) -> Iterator[None]:
+    """Hold an exclusive ``fcntl.flock`` on ``path``, or raise :class:`LockHeld`.
 
-    While held, the file records the holder (pid, host, start time and ``note``) for the
-    error message of the next process that tries; the kernel releases the lock when the
-    holder dies, so a crash never leaves a stale lock behind.
+    Waits up to ``wait`` seconds for another holder to let go (0: do not wait). While held,
+    the file records the holder (pid, host, start time and ``note``) for the error message
+    of the next process that tries; the kernel releases the lock when the holder dies, so a
+    crash never leaves a stale lock behind. This is the one lock of the package: the store
+    writer, the artifact registry and the nightly pipeline all take it.
     """
     import datetime as dt
     import fcntl
     import socket
+    import time
 
     path = Path(path)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder: dict[str, Any] = {}
-            with contextlib.suppress(OSError, ValueError):
-                holder = json.loads(os.pread(fd, 4096, 0) or b"{}")
-            raise LockHeld(path, holder) from None
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() < deadline:
+                    time.sleep(0.05)
+                    continue
+                holder: dict[str, Any] = {}
+                with contextlib.suppress(OSError, ValueError):
+                    holder = json.loads(os.pread(fd, 4096, 0) or b"{}")
+                raise LockHeld(path, holder) from None
         info = {"pid": os.getpid(), "host": socket.gethostname(),
                 "since": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), **note}  # fmt: skip
         os.ftruncate(fd, 0)
