@@ -135,7 +135,7 @@ def phase_build(args: argparse.Namespace) -> dict:
     import torch_geometric  # noqa: F401
 
     from graphrec.store import GraphStore
-    from graphrec.tasks.rec_config import RecDataConfig
+    from graphrec.config.rec import RecDataConfig
     from graphrec.tasks.rec_data import Interactions
 
     store = GraphStore(args.store)

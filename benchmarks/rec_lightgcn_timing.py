@@ -24,7 +24,7 @@ import torch
 
 from graphrec.utils.io import atomic_write_json
 from graphrec.tasks import link_prediction as lp
-from graphrec.tasks.rec_config import resolve_rec_config
+from graphrec.config.rec import resolve_rec_config
 from graphrec.tasks.rec_data import load_interactions
 
 

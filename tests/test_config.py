@@ -44,5 +44,5 @@ def test_bad_values_fail():
 
 
 def test_unknown_model():
-    with pytest.raises(KeyError, match="registered"):
+    with pytest.raises(ConfigError, match="registered"):
         resolve_config("gnn9000")

@@ -38,10 +38,17 @@ def register(name: str, params: type[ModelParams], propagation: bool = False) ->
     return deco
 
 
+class UnknownModelError(KeyError):
+    """No model is registered under this name."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; show it plainly
+        return str(self.args[0]) if self.args else ""
+
+
 def get_spec(name: str) -> ModelSpec:
     key = name.lower()
     if key not in MODELS:
-        raise KeyError(f"unknown model {name!r}; registered: {', '.join(sorted(MODELS))}")
+        raise UnknownModelError(f"unknown model {name!r}; registered: {', '.join(sorted(MODELS))}")
     return MODELS[key]
 
 

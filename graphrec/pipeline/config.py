@@ -3,32 +3,37 @@
 One YAML file describes a recurring job: where the day's logs come from, where the store,
 the published artifacts and the run records live, which model is trained with which
 budgets, how it is evaluated and when a candidate is published. Every key is validated;
-an unknown key fails naming it. ``--set section.key=value`` overrides any key (for
-example ``--set train.mode=cold`` or ``--set model.set=[train.lr=0.01]``).
+an unknown key fails naming it and the file (or ``--set``) it came from. ``--set
+section.key=value`` overrides any key (for example ``--set train.mode=cold`` or ``--set
+rec.train.lr=0.01``).
+
+The ``rec:`` section *is* a recommendation config (:class:`graphrec.config.RecConfig`, the
+keys of ``graphrec bench rec --set``), layered over the preset of its model; ``warm.rec``
+is layered over it on warm nights.
 
 Relative paths are resolved against the current working directory.
 """
 
 from __future__ import annotations
 
-import copy
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from graphrec.config import ConfigError, validation_message
+from graphrec.config import (
+    ConfigError,
+    Layers,
+    RecConfig,
+    Strict,
+    deep_merge,
+    resolve_rec_config,
+    validate,
+)
 
-SECTIONS = ("name", "source", "paths", "data", "model", "train", "eval", "gate", "publish", "encoders")
 
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class SourceConfig(_Strict):
+class SourceConfig(Strict):
     """Where a night's events come from."""
 
     kind: Literal["events", "movielens-100k"] = Field(
@@ -47,7 +52,7 @@ class SourceConfig(_Strict):
     allow_empty: bool = Field(False, description="a night without log files commits nothing instead of failing")
 
 
-class PathsConfig(_Strict):
+class PathsConfig(Strict):
     workdir: str = Field("results/nightly", description="base folder of the defaults below")
     store: str | None = Field(None, description="graph store folder (default: WORKDIR/store)")
     artifacts: str | None = Field(None, description="artifact registry (default: WORKDIR/artifacts)")
@@ -63,87 +68,91 @@ class PathsConfig(_Strict):
         }
 
 
-class DataConfig(_Strict):
-    target: str = Field("item", description="target node type recommended (item, ad, ...)")
-    event_types: list[str] | None = Field(None, description="event types that count as interactions (default: all)")
+class NightConfig(Strict):
+    """What one night trains on and holds out."""
+
     window_days: int | None = Field(
         None, ge=1, description="train on the last N days up to the night's date (default: all history)"
     )
-    min_interactions: int = Field(0, ge=0, description="k-core filter of the store build")
     holdout: tuple[float, float, float] = Field(
         (0.8, 0.1, 0.1),
         description="the night's own pairs, per user: train / validation / held-out test (older days all train)",
     )
 
 
-class ModelConfig(_Strict):
-    name: str = Field("lightgcn", description="registered backbone (graphrec models)")
-    set: list[str] = Field([], description="overrides of its recommendation config, e.g. train.lr=0.005")
-    config_file: str | None = Field(None, description="YAML layered over the backbone's recommendation config")
+class TrainConfig(Strict):
+    """The nightly schedule of training (the training itself is configured under ``rec``)."""
 
-
-class TrainConfig(_Strict):
     mode: Literal["warm", "cold"] = Field(
         "warm", description="warm: start from the production model's weights; cold: retrain from scratch"
     )
     cold_epochs: int = Field(60, ge=1, description="epoch budget of a cold (re)train, and of the first night")
-    warm_epochs: int = Field(15, ge=1, description="epoch budget of a warm start")
-    fold_in: bool = Field(
-        True, description="warm start: new users/targets start at the mean embedding of their known neighbours"
-    )
-    new_rows_lr: float | None = Field(
-        None, gt=0, description="warm start: learning rate of the rows of new users/targets (default: the night's)"
-    )
-    warm_set: list[str] = Field(
-        [], description="overrides of the recommendation config on warm nights only, e.g. train.lr=0.001"
-    )
-    select: Literal["best", "last"] = Field(
-        "last", description="keep the last epoch, or the best validation evaluation (early stopping)"
-    )
-    patience: int = Field(10, ge=1, description="select: best — evaluations without improvement before stopping")
-    eval_every: int = Field(5, ge=1, description="epochs between validation evaluations")
     checkpoint_every: int = Field(1, ge=1, description="epochs between training checkpoints (resume after a crash)")
     seed: int = Field(0, description="training seed (the night's date is mixed in)")
     threads: int | None = Field(None, ge=1, description="torch CPU threads")
 
 
-class CanaryConfig(_Strict):
+class WarmConfig(Strict):
+    """Warm starts: budget, new rows, and what changes in the recommendation config."""
+
+    epochs: int = Field(15, ge=1, description="epoch budget of a warm start")
+    fold_in: bool = Field(
+        True, description="new users/targets start at the mean embedding of their known neighbours"
+    )
+    new_rows_lr: float | None = Field(
+        None, gt=0, description="learning rate of the rows of new users/targets (default: the night's)"
+    )
+    rec: dict[str, Any] = Field(
+        {}, description="layered over `rec` on warm nights, e.g. {train: {lr: 0.001}}"
+    )
+
+
+class CanaryConfig(Strict):
     users: int = Field(100, ge=1, description="users in the canary set")
     min_interactions: int = Field(10, ge=2, description="only users with at least this many pairs are drawn")
     fraction: float = Field(0.1, gt=0, lt=1, description="share of each canary user's pairs held out")
     seed: int = 0
 
 
-class EvalConfig(_Strict):
-    ks: list[int] = Field([10, 20])
+class EvalConfig(Strict):
     canary: CanaryConfig | None = Field(
         CanaryConfig(), description="fixed held-out pairs of fixed users, frozen on the first night (null: none)"
     )
 
 
-class GateConfig(_Strict):
+class GateConfig(Strict):
     metric: str = Field("ndcg@10", description="metric compared against the production model")
     tolerance: float = Field(0.05, ge=0, le=1, description="publish when candidate >= (1 - tolerance) x production")
     sets: list[Literal["holdout", "canary"]] = Field(["holdout", "canary"], description="evaluation sets gated on")
     min_users: int = Field(5, ge=1, description="a set with fewer evaluated users is reported but not gated on")
 
 
-class PublishConfig(_Strict):
+class PublishConfig(Strict):
     keep: int = Field(5, ge=1, description="published versions kept (production and its rollback target always)")
-    index: Literal["flat", "hnsw", "ivf"] = Field("flat", description="faiss index over the target embeddings")
+    index: Literal["flat", "hnsw"] = Field("flat", description="faiss index over the target embeddings")
 
 
-class EncodersConfig(_Strict):
+class EncodersConfig(Strict):
     enabled: bool = Field(False, description="refresh encoder node features before training")
 
 
-class PipelineConfig(_Strict):
+#: Pipeline defaults of the recommendation config, layered over the model's preset and under
+#: the file's ``rec:`` mapping: keep the last epoch, validate every 5 epochs.
+REC_DEFAULTS: dict[str, Any] = {"train": {"select": "last", "eval_every": 5, "patience": 10}}
+
+
+class PipelineConfig(Strict):
+    """A nightly job (``pipelines/nightly.yaml``). Load it with :func:`load_pipeline_config`,
+    which layers ``rec`` over the model's recommendation preset."""
+
     name: str = Field("nightly", description="job name: recorded in artifacts and run records")
     source: SourceConfig = SourceConfig()
     paths: PathsConfig = PathsConfig()
-    data: DataConfig = DataConfig()
-    model: ModelConfig = ModelConfig()
+    night: NightConfig = NightConfig()
+    rec: RecConfig = Field(description="the recommendation config (the keys of `graphrec bench rec --set`)")
+    rec_file: str | None = Field(None, description="YAML layered over the model's preset, under `rec`")
     train: TrainConfig = TrainConfig()
+    warm: WarmConfig = WarmConfig()
     eval: EvalConfig = EvalConfig()
     gate: GateConfig = GateConfig()
     publish: PublishConfig = PublishConfig()
@@ -163,57 +172,59 @@ class PipelineConfig(_Strict):
         if self.source.kind == "events" and "{date}" not in (self.source.path or ""):
             raise ValueError(f"source.path must contain {{date}}, got {self.source.path!r}")
         name, _, k = self.gate.metric.partition("@")
-        if not k.isdigit() or int(k) not in self.eval.ks:
-            raise ValueError(f"gate.metric {self.gate.metric!r} needs its cut-off in eval.ks {self.eval.ks}")
-        if abs(sum(self.data.holdout) - 1.0) > 1e-6:
-            raise ValueError(f"data.holdout must sum to 1, got {self.data.holdout}")
+        if not k.isdigit() or int(k) not in self.rec.eval.ks or name not in self.rec.eval.metrics:
+            raise ValueError(f"gate.metric {self.gate.metric!r} is not computed: its cut-off must be in rec.eval.ks "
+                             f"{self.rec.eval.ks} and its name in rec.eval.metrics")  # fmt: skip
+        if abs(sum(self.night.holdout) - 1.0) > 1e-6:
+            raise ValueError(f"night.holdout must sum to 1, got {self.night.holdout}")
         return self
 
     @property
     def paths_resolved(self) -> dict[str, Path]:
         return self.paths.resolve()
 
-
-def apply_overrides(raw: dict, overrides: list[str]) -> dict:
-    """``section.key=value`` overrides (values parsed as YAML) on a copy of ``raw``."""
-    out = copy.deepcopy(raw)
-    for item in overrides:
-        if "=" not in item:
-            raise ConfigError(f"override {item!r} must look like section.key=value")
-        key, text = item.split("=", 1)
-        path = [p for p in key.strip().split(".") if p]
-        if not path or path[0] not in SECTIONS or (path[0] != "name" and len(path) < 2):
-            raise ConfigError(f"unknown config key {key!r}: keys start with one of {list(SECTIONS)}")
-        try:
-            value = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"cannot parse the value of {key!r}: {exc}") from None
-        node = out
-        for p in path[:-1]:
-            node = node.setdefault(p, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"unknown config key {key!r}")
-        node[path[-1]] = value
-    return out
+    def night_rec(self, warm: bool, epochs: int) -> RecConfig:
+        """The recommendation config of one night: ``rec``, with ``warm.rec`` layered over it on
+        warm nights, and the night's epoch budget."""
+        layers = [("rec", self.rec.model_dump())]
+        if warm and self.warm.rec:
+            layers.append(("warm.rec", self.warm.rec))
+        layers.append(("the night's budget", {"train": {"epochs": epochs}}))
+        return resolve_rec_config(self.rec.model_name, layers=layers)
 
 
 def load_pipeline_config(path: str | os.PathLike | None, overrides: list[str] | None = None) -> PipelineConfig:
-    """Read a pipeline YAML (``None``: all defaults), apply ``section.key=value`` overrides, validate."""
-    raw: dict = {}
-    where = "pipeline config"
+    """Read a pipeline YAML (``None``: all defaults), apply ``section.key=value`` overrides, validate.
+
+    ``rec`` is resolved as a recommendation config: the preset of ``rec.model.name``
+    (default ``lightgcn``), :data:`REC_DEFAULTS` (with ``train.stop_on`` = ``gate.metric``),
+    the ``rec_file``, then the ``rec`` mappings of the file and of ``--set rec.*``.
+
+    Raises:
+        ConfigError: a bad file, key or value; the message names the key and its source.
+    """
+    sections = list(PipelineConfig.model_fields)
+    stack = Layers()
     if path is not None:
-        p = Path(path)
-        where = str(p)
-        if not p.is_file():
-            raise ConfigError(f"no pipeline config at {p}")
-        try:
-            raw = yaml.safe_load(p.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{p}: not valid YAML: {exc}") from exc
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{p}: expected a mapping at the top level")
-    raw = apply_overrides(raw, list(overrides or []))
+        stack.add_file(path, "pipeline config")
+    stack.add_overrides(overrides, sections)
+    raw = stack.merged()
+    where = str(path) if path is not None else "pipeline config"
+    rec_layers = [(src, m["rec"]) for src, m in stack.layers if isinstance(m.get("rec"), dict)]
+    bad = [src for src, m in stack.layers if "rec" in m and not isinstance(m["rec"], dict)]
+    if bad:
+        raise ConfigError(f"{where}: rec must be a mapping (from {bad[-1]})")
+    model = str(((raw.get("rec") or {}).get("model") or {}).get("name", "lightgcn"))
+    gate_metric = (raw.get("gate") or {}).get("metric", GateConfig.model_fields["metric"].default)
+    defaults = deep_merge(REC_DEFAULTS, {"train": {"stop_on": gate_metric}})
     try:
-        return PipelineConfig(**raw)
-    except ValidationError as exc:
-        raise ConfigError(f"{where}: {validation_message(exc)}") from None
+        rec = resolve_rec_config(model, None, None, raw.get("rec_file"),
+                                 layers=[("pipeline defaults", defaults), *rec_layers])  # fmt: skip
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: rec: {exc}") from None
+    cfg = validate(PipelineConfig, {**raw, "rec": rec}, stack, where)
+    try:
+        cfg.night_rec(warm=True, epochs=cfg.warm.epochs)  # a bad warm.rec fails now, not on the first warm night
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: warm.rec: {exc}") from None
+    return cfg

@@ -142,36 +142,14 @@ class _Night:
             return None
         return self.registry.production
 
-    def rec_config(self, epochs: int, warm: bool = False):
-        from graphrec.tasks.rec_config import resolve_rec_config
-
-        c, t = self.cfg, self.cfg.train
-        overrides = [
-            *c.model.set,
-            *(t.warm_set if warm else []),
-            f"train.epochs={epochs}",
-            f"train.select={t.select}",
-            f"train.patience={t.patience}",
-            f"train.eval_every={t.eval_every}",
-            f"eval.ks={list(c.eval.ks)}",
-            f"data.target={c.data.target}",
-        ]
-        if not any(x.startswith("train.stop_on") for x in c.model.set):
-            overrides.append(f"train.stop_on={c.gate.metric}")
-        return resolve_rec_config(c.model.name, None, overrides, c.model.config_file)
-
     def interactions(self):
         if self._inter is None:
-            from graphrec.tasks.rec_config import RecDataConfig
             from graphrec.tasks.rec_data import Interactions
 
-            d = self.cfg.data
-            start = None
-            if d.window_days is not None:
-                start = self.day_end - d.window_days * 86400
-            rcfg = RecDataConfig(target=d.target, event_types=d.event_types, window=(start, self.day_end),
-                                 min_interactions=d.min_interactions)  # fmt: skip
-            self._inter = Interactions.from_store(self.paths["store"], rcfg, version=self.state.stages["ingest"]["version"])
+            days = self.cfg.night.window_days
+            start = None if days is None else self.day_end - days * 86400
+            dcfg = self.cfg.rec.data.model_copy(update={"window": (start, self.day_end)})
+            self._inter = Interactions.from_store(self.paths["store"], dcfg, version=self.state.stages["ingest"]["version"])
         return self._inter
 
     def night(self) -> NightData:
@@ -182,7 +160,7 @@ class _Night:
                 df = load_or_draw_canary(self.paths["runs"] / "canary.parquet", inter, self.day_start, self.cfg.eval.canary)
                 canary = canary_pairs(df, inter)
             seed = _seed(self.cfg.train.seed, self.date, 0)
-            self._night = night_split(inter, self.day_start, self.day_end, self.cfg.data.holdout, seed, canary)
+            self._night = night_split(inter, self.day_start, self.day_end, self.cfg.night.holdout, seed, canary)
         return self._night
 
     def emit(self, event: str, **fields: Any) -> None:
@@ -270,8 +248,8 @@ def _stage_train(n: _Night, bar) -> dict[str, Any]:
                  "warm_path": str(prod.path) if prod is not None else None}  # fmt: skip
         atomic_write_json(start_path, start)
     warm = start["warm_from"] is not None
-    epochs = cfg.train.warm_epochs if warm else cfg.train.cold_epochs
-    rcfg = n.rec_config(epochs, warm)
+    epochs = cfg.warm.epochs if warm else cfg.train.cold_epochs
+    rcfg = cfg.night_rec(warm, epochs)
     seed_everything(_seed(cfg.train.seed, n.date, n.generation))
     model = build_rec_model(rcfg, data)
     report = None
@@ -279,15 +257,15 @@ def _stage_train(n: _Night, bar) -> dict[str, Any]:
     if warm and not ckpt_path.is_file():
         src = n.interactions()
         ws = warm_start(model, Path(start["warm_path"]), src.user_ids or list(range(data.num_users)),
-                        src.item_ids or list(range(data.num_items)), cfg.data.target,
-                        train_pairs=data.train if cfg.train.fold_in else None)  # fmt: skip
+                        src.item_ids or list(range(data.num_items)), cfg.rec.data.target,
+                        train_pairs=data.train if cfg.warm.fold_in else None)  # fmt: skip
         report = ws.as_dict()
         with atomic_open(rows_path, "wb") as fh:
             np.save(fh, ws.new_rows)
     row_lr = None
-    if warm and cfg.train.new_rows_lr is not None and getattr(model, "embedding", None) is not None:
+    if warm and cfg.warm.new_rows_lr is not None and getattr(model, "embedding", None) is not None:
         rows = torch.from_numpy(np.load(rows_path))
-        row_lr = [RowLRScale(model.embedding.weight, rows, cfg.train.new_rows_lr / rcfg.train.lr)]
+        row_lr = [RowLRScale(model.embedding.weight, rows, cfg.warm.new_rows_lr / rcfg.train.lr)]
     resume = torch.load(ckpt_path, map_location="cpu", weights_only=True) if ckpt_path.is_file() else None
     if resume is not None:
         n.emit("train_resume", epoch=int(resume["epoch"]))
@@ -331,11 +309,11 @@ def _stage_train(n: _Night, bar) -> dict[str, Any]:
 
 
 def _load_candidate(n: _Night):
+    from graphrec.config import RecConfig
     from graphrec.tasks.link_prediction import build_rec_model, compute_embeddings
-    from graphrec.tasks.rec_config import validate_rec_config
 
     data = n.night().data
-    rcfg = validate_rec_config(json.loads((n.run_dir / "rec_config.json").read_text()))
+    rcfg = RecConfig.model_validate_json((n.run_dir / "rec_config.json").read_text())
     model = build_rec_model(rcfg, data)
     model.load_state_dict(torch.load(n.run_dir / "model.pt", map_location="cpu", weights_only=True))
     return model, rcfg, compute_embeddings(model, data)
@@ -351,13 +329,13 @@ def _stage_evaluate(n: _Night, bar) -> dict[str, Any]:
         g = torch.Generator().manual_seed(0)
         u, i = torch.randn(u.shape, generator=g), torch.randn(i.shape, generator=g)
     sets = ["holdout"] + (["canary"] if cfg.eval.canary is not None else [])
-    metrics: dict[str, Any] = {"candidate": {s: rank_metrics(u, i, night, s, cfg.eval.ks) for s in sets}}
+    metrics: dict[str, Any] = {"candidate": {s: rank_metrics(u, i, night, s, cfg.rec.eval.ks) for s in sets}}
     prod = n.production()
     if prod is not None:
         src = n.interactions()
-        pu, pi = published_embeddings(prod.path, cfg.data.target, src.user_ids or list(range(src.num_users)),
+        pu, pi = published_embeddings(prod.path, cfg.rec.data.target, src.user_ids or list(range(src.num_users)),
                                       src.item_ids or list(range(src.num_items)))  # fmt: skip
-        metrics["production"] = {s: rank_metrics(pu, pi, night, s, cfg.eval.ks) for s in sets}
+        metrics["production"] = {s: rank_metrics(pu, pi, night, s, cfg.rec.eval.ks) for s in sets}
         metrics["production_version"] = prod.version
     atomic_write_json(n.run_dir / "metrics.json", metrics)
     return metrics
@@ -390,17 +368,17 @@ def _stage_gate(n: _Night, bar) -> dict[str, Any]:
 def _model_card(n: _Night, version_meta: dict[str, Any]) -> str:
     s = n.state.stages
     tr, ev, ing, bd = s["train"], s["evaluate"], s["ingest"], s["build"]
-    ks = n.cfg.eval.ks
+    ks = n.cfg.rec.eval.ks
     lines = [
-        f"# {n.cfg.name}: {n.cfg.model.name} for {n.date}",
+        f"# {n.cfg.name}: {n.cfg.rec.model_name} for {n.date}",
         "",
         f"- Run: `{n.run_id}`, created {now()}",
-        f"- Model: `{n.cfg.model.name}` on the user-{n.cfg.data.target} graph, "
+        f"- Model: `{n.cfg.rec.model_name}` on the user-{n.cfg.rec.data.target} graph, "
         f"{'warm start from artifact v' + str(tr['warm_from']) if tr['warm_from'] is not None else 'cold start'}; "
         f"{tr['epochs']} epochs (budget {tr['budget']}), {tr['seconds']:.1f} s",
         f"- Data: store `{n.paths['store']}` version {ing['version']}; window ending {n.date} "
-        f"({'all history' if n.cfg.data.window_days is None else str(n.cfg.data.window_days) + ' days'}); "
-        f"{bd['users']} users, {bd['targets']} {n.cfg.data.target}s, {bd['train_pairs']} training pairs",
+        f"({'all history' if n.cfg.night.window_days is None else str(n.cfg.night.window_days) + ' days'}); "
+        f"{bd['users']} users, {bd['targets']} {n.cfg.rec.data.target}s, {bd['train_pairs']} training pairs",
         f"- Lineage: parent artifact {('v' + str(tr['warm_from'])) if tr['warm_from'] is not None else 'none'}; "
         f"production when evaluated: {('v' + str(ev.get('production_version'))) if 'production' in ev else 'none'}",
         f"- graphrec {version_meta.get('graphrec')}",
@@ -442,7 +420,7 @@ def _stage_publish(n: _Night, bar) -> dict[str, Any]:
         "run_id": n.run_id,
         "name": n.cfg.name,
         "date": n.date.isoformat(),
-        "model": n.cfg.model.name,
+        "model": n.cfg.rec.model_name,
         "store": str(n.paths["store"]),
         "store_version": s["ingest"]["version"],
         "parent": s["train"]["warm_from"],

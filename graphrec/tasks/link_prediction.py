@@ -31,12 +31,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from graphrec.config.rec import RecConfig
 from graphrec.metrics import embedding_scorer, evaluate_topk
 from graphrec.models import build_model, get_spec
 from graphrec.models.bipartite import BipartiteRecommender, init_embedding
 from graphrec.nn.hop_sampling import HopSampling
 from graphrec.tasks.node_classification import seed_everything
-from graphrec.tasks.rec_config import RecConfig
 from graphrec.tasks.rec_data import RecData
 
 __all__ = [

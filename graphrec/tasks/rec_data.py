@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from graphrec.config.rec import RecDataConfig
 from graphrec.metrics import CSR
-from graphrec.tasks.rec_config import RecDataConfig
 from graphrec.tasks.splits import EdgeSplit, drop_cold, leave_one_out, random_split, time_split
 
 USER = "user"

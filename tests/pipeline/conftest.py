@@ -8,9 +8,11 @@ from fixtures import write_logs
 
 FAST = [
     "train.cold_epochs=15",
-    "train.warm_epochs=5",
-    "train.eval_every=2",
-    "model.set=[train.batch_size=256,train.lr=0.05,model.K=2]",
+    "warm.epochs=5",
+    "rec.train.eval_every=2",
+    "rec.train.batch_size=256",
+    "rec.train.lr=0.05",
+    "rec.model.K=2",
     "eval.canary.users=10",
     "eval.canary.min_interactions=4",
     "gate.min_users=3",

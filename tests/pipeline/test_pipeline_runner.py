@@ -52,7 +52,7 @@ def test_second_night_warm_starts_from_production(make_cfg):
     run_night(cfg, day(0), progress=False)
     r = run_night(cfg, day(1), progress=False)
     assert r.status == "published" and r.warm_from == 1 and r.train["mode"] == "warm"
-    assert r.train["epochs"] == cfg.train.warm_epochs
+    assert r.train["epochs"] == cfg.warm.epochs
     state = json.loads((cfg.paths_resolved["runs"] / day(1) / "state.json").read_text())
     ws = state["stages"]["train"]["warm_start"]
     assert ws["users_kept"] > 0 and ws["users_new"] > 0  # the second day brings new users
@@ -149,13 +149,13 @@ def test_config_errors_name_the_key(tmp_path):
 
 def test_shipped_config_is_valid():
     cfg = load_pipeline_config("pipelines/nightly.yaml")
-    assert cfg.source.kind == "movielens-100k" and cfg.model.name == "lightgcn"
+    assert cfg.source.kind == "movielens-100k" and cfg.rec.model_name == "lightgcn"
 
 
 def test_warm_start_copies_rows_by_external_id(make_cfg):
     from graphrec.pipeline.warm import published_ids, warm_start
     from graphrec.tasks.link_prediction import build_rec_model
-    from graphrec.tasks.rec_config import resolve_rec_config
+    from graphrec.config.rec import resolve_rec_config
 
     cfg = make_cfg()
     run_night(cfg, day(0), progress=False)

@@ -11,7 +11,7 @@ from graphrec.tasks.link_prediction import (
     evaluate,
     run_rec,
 )
-from graphrec.tasks.rec_config import resolve_rec_config
+from graphrec.config.rec import resolve_rec_config
 
 FAST = ["train.epochs=20", "train.patience=20", "train.batch_size=256", "train.lr=0.01", "train.eval_every=5"]
 
@@ -124,7 +124,7 @@ def test_config_errors_name_the_key():
         resolve_rec_config("mf", None, ["train.stop_on=ndcg@50"])
     with pytest.raises(ConfigError, match="keys start with one of"):
         resolve_rec_config("mf", None, ["optim.lr=0.1"])
-    with pytest.raises(KeyError, match="unknown model"):
+    with pytest.raises(ConfigError, match="unknown model"):
         resolve_rec_config("nope")
 
 

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from graphrec.cli import app
 from graphrec.store import GraphStore, LogSchema, ingest, synth
-from graphrec.tasks.rec_config import RecDataConfig
+from graphrec.config.rec import RecDataConfig
 from graphrec.tasks.rec_data import Interactions
 
 runner = CliRunner()

@@ -5,7 +5,7 @@ import polars as pl
 import pytest
 
 from graphrec.store import GraphStore, LogSchema, build, ingest, synth
-from graphrec.tasks.rec_config import RecDataConfig
+from graphrec.config.rec import RecDataConfig
 from graphrec.tasks.rec_data import Interactions
 
 SIZES = {"users": 120, "items": 80, "ads": 20}

@@ -11,7 +11,7 @@ from graphrec.models.bipartite import BipartiteRecommender
 from graphrec.models.lightgcn import LightGCNPropagation
 from graphrec.models.xsimgcl import info_nce, uniform_noise
 from graphrec.tasks.link_prediction import _batch_loss, build_rec_model, compute_embeddings, run_rec
-from graphrec.tasks.rec_config import resolve_rec_config
+from graphrec.config.rec import resolve_rec_config
 
 
 def _graph(n=30, e=90, seed=0):

@@ -1,57 +1,44 @@
-"""Configuration of the recommendation task: pydantic models, YAML layers, ``--set`` overrides.
+"""Configuration of recommendation (link prediction): the schema and its resolution.
 
 Layers, later wins: the defaults below (RecBole's protocol for MovieLens-100k) -> the
-model's YAML in ``graphrec/configs/rec/<model>.yaml`` -> its per-dataset section -> a user
-YAML file -> ``--set section.key=value`` overrides. Sections: ``model`` (the backbone's
-own parameters, validated by the registry), ``train``, ``data``, ``eval``. Every key is
-validated; an unknown key fails fast and names the key.
+model's preset (``graphrec/config/presets/rec/<model>.yaml``) -> its per-dataset section ->
+extra layers (a pipeline's ``rec:`` mapping) -> a user YAML file -> ``--set
+section.key=value``. Sections: ``model`` (the backbone's own parameters, validated by the
+registry), ``train``, ``data``, ``eval``.
 """
 
 from __future__ import annotations
 
-from importlib import resources
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from graphrec.config import ConfigError, HopSamplingConfig, deep_merge, validate_config
-from graphrec.config import apply_overrides as _apply_overrides
+from graphrec.config.base import Strict
+from graphrec.config.presets import resolve_task_config
+from graphrec.config.trainer import TrainerConfig
 from graphrec.metrics import ALL_METRICS
-from graphrec.models import get_spec
-
-SECTIONS = ("model", "train", "data", "eval")
-#: Rows of the benchmark that are not registry models: name -> the registry model whose config they use.
-REFERENCE_MODELS = {"pyg_lightgcn": "lightgcn"}
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class RecTrainConfig(TrainerConfig):
+    """The trainer's options with recommendation's defaults, plus pair sampling and inputs."""
 
-
-class RecTrainConfig(_Strict):
     loss: Literal["bpr", "bce"] = Field("bpr", description="BPR (pairwise) or binary cross-entropy on sampled negatives")
     negatives: Literal["uniform", "popularity"] = "uniform"
     num_negatives: int = Field(1, ge=1, description="negatives per positive pair")
     popularity_exponent: float = Field(0.75, ge=0, description="popularity negatives: p(i) ~ count(i)^exponent")
     exclude_positives: bool = Field(True, description="resample negatives that are training positives of the user")
     lr: float = Field(1e-3, gt=0)
-    weight_decay: float = Field(0.0, ge=0, description="Adam weight decay on all parameters")
     reg_weight: float = Field(0.0, ge=0, description="L2 on the batch's input embeddings (LightGCN-style)")
     batch_size: int = Field(2048, ge=1, description="positive pairs per step")
     epochs: int = Field(300, ge=1)
-    patience: int = Field(30, ge=1, description="evaluations without improvement before stopping")
-    eval_every: int = Field(1, ge=1, description="epochs between validation evaluations")
+    patience: int = Field(30, ge=1, description="evaluations without improvement before stopping (select: best)")
     stop_on: str = Field("ndcg@10", description="validation metric for early stopping and model selection")
-    select: Literal["best", "last"] = Field(
-        "best", description="keep the weights of the best validation evaluation, or those of the last epoch"
-    )
     embedding_dim: int = Field(64, ge=1)
     inputs: Literal["id", "features", "both"] = Field("id", description="ID embeddings, store features, or both")
     init: Literal["xavier_normal", "xavier_uniform", "normal"] = "xavier_normal"
     init_std: float = Field(0.1, gt=0, description="for init: normal")
-    hop_sampling: HopSamplingConfig = HopSamplingConfig()
     sampler: Literal["full", "neighbor"] = Field("full", description="full-graph steps, or sampled subgraphs")
     num_neighbors: list[int] = Field([10, 10, 10], description="neighbour sampler: fan-out per hop (-1 = all)")
 
@@ -64,7 +51,7 @@ class RecTrainConfig(_Strict):
         return value
 
 
-class RecDataConfig(_Strict):
+class RecDataConfig(Strict):
     target: str = Field("item", description="target node type to recommend (item, ad, ...)")
     event_types: list[str] | None = Field(None, description="event types that count as interactions (default: all)")
     window: tuple[str | int | None, str | int | None] | None = Field(None, description="[start, end) of the store build")
@@ -76,7 +63,7 @@ class RecDataConfig(_Strict):
     drop_cold_items: bool = Field(False, description="drop validation/test pairs of items without training pairs")
 
 
-class RecEvalConfig(_Strict):
+class RecEvalConfig(Strict):
     ks: list[int] = Field([10, 20], description="cut-offs")
     metrics: list[str] = Field(list(ALL_METRICS))
     chunk_size: int | None = Field(None, ge=1, description="users per evaluation chunk (default: ~256 MB of scores)")
@@ -97,7 +84,7 @@ class RecEvalConfig(_Strict):
         return sorted(set(value))
 
 
-class RecConfig(_Strict):
+class RecConfig(Strict):
     model: dict[str, Any]
     train: RecTrainConfig = RecTrainConfig()
     data: RecDataConfig = RecDataConfig()
@@ -120,52 +107,19 @@ class RecConfig(_Strict):
         return self
 
 
-def rec_model_yaml(name: str) -> dict:
-    """The built-in recommendation YAML of a model (``graphrec/configs/rec/<name>.yaml``)."""
-    path = resources.files("graphrec.configs") / "rec" / f"{name.lower()}.yaml"
-    if not path.is_file():
-        return {}
-    data = yaml.safe_load(path.read_text()) or {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level")
-    return data
-
-
-def apply_overrides(cfg: dict, overrides: list[str]) -> dict:
-    """``section.key=value`` overrides over the recommendation sections."""
-    return _apply_overrides(cfg, overrides, SECTIONS)
-
-
-def validate_rec_config(raw: dict) -> RecConfig:
-    return validate_config(raw, RecConfig, SECTIONS)
-
-
 def resolve_rec_config(
     model: str,
     dataset: str | None = None,
     overrides: list[str] | None = None,
     config_file: str | Path | None = None,
+    layers: Iterable[tuple[str, dict]] = (),
 ) -> RecConfig:
-    """The full recommendation config of ``model`` on ``dataset`` after every layer is applied.
+    """The recommendation config of ``model`` on ``dataset`` after every layer.
 
-    ``model`` is a registered backbone or a reference row (``pyg_lightgcn``), which uses
-    the config of the model it reproduces.
+    ``layers`` are extra ``(source, mapping)`` layers between the preset and ``config_file``
+    (the nightly pipeline passes its ``rec:`` mapping this way).
+
+    Raises:
+        ConfigError: unknown model, key or value (the message names the key and its source).
     """
-    key = model.lower().replace("-", "_")
-    name = REFERENCE_MODELS.get(key, key)
-    get_spec(name)
-    base = rec_model_yaml(name)
-    per_dataset = base.pop("datasets", {}) or {}
-    raw = deep_merge({"model": {"name": name}}, base)
-    if dataset is not None:
-        for ds, section in per_dataset.items():
-            if ds.lower() == dataset.lower():
-                raw = deep_merge(raw, section)
-    if config_file is not None:
-        user = yaml.safe_load(Path(config_file).read_text()) or {}
-        if not isinstance(user, dict):
-            raise ConfigError(f"{config_file}: expected a mapping at the top level")
-        raw = deep_merge(raw, user)
-    raw = apply_overrides(raw, overrides or [])
-    raw["model"]["name"] = name
-    return validate_rec_config(raw)
+    return resolve_task_config(RecConfig, "rec", model, dataset, overrides, config_file, layers)

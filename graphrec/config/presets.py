@@ -1,0 +1,96 @@
+"""Presets: the built-in YAML of each model per task, and the resolution of a task config.
+
+``presets/node/<model>.yaml`` holds a backbone's node-classification hyperparameters (from
+its paper), ``presets/rec/<model>.yaml`` its recommendation settings. Each may have a
+``datasets:`` mapping of per-dataset sections layered over it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel
+
+from graphrec.config.base import ConfigError, Layers, validate
+from graphrec.models import get_spec
+from graphrec.models.registry import UnknownModelError
+
+TASKS = ("node", "rec")
+
+
+def preset_path(task: str, model: str):
+    """The preset file of ``model`` for ``task`` (may not exist: then only the schema's defaults apply)."""
+    if task not in TASKS:
+        raise ValueError(f"unknown preset task {task!r}; choose one of {TASKS}")
+    return resources.files("graphrec.config") / "presets" / task / f"{model.lower()}.yaml"
+
+
+def preset(task: str, model: str) -> dict:
+    """The preset mapping of ``model`` for ``task`` (``{}`` when the model has none)."""
+    path = preset_path(task, model)
+    if not path.is_file():
+        return {}
+    data = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def model_name(model: str) -> str:
+    """The registered name of ``model`` (case-insensitive), or a :class:`ConfigError` listing them."""
+    try:
+        return get_spec(model).name
+    except UnknownModelError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def resolve_task_config(
+    schema: type[BaseModel],
+    task: str,
+    model: str,
+    dataset: str | None = None,
+    overrides: Iterable[str] | None = None,
+    config_file: str | Path | None = None,
+    layers: Iterable[tuple[str, dict]] = (),
+) -> Any:
+    """The configuration of ``model`` for ``task`` after every layer, validated against ``schema``.
+
+    Layers, later wins: ``schema``'s defaults -> the model's preset -> its section for
+    ``dataset`` -> ``layers`` (extra ``(source, mapping)`` pairs, e.g. a pipeline's) ->
+    ``config_file`` -> ``overrides`` (``section.key=value``). ``schema`` has a ``model``
+    mapping (``name`` plus the backbone's parameters, validated by the model registry).
+
+    Raises:
+        ConfigError: an unknown model, key or value; the message names the key and the
+            file or ``--set`` it came from.
+    """
+    name = model_name(model)
+    sections = list(schema.model_fields)
+    base = preset(task, name)
+    per_dataset = base.pop("datasets", {}) or {}
+    stack = Layers().add("defaults", {"model": {"name": name}}).add(str(preset_path(task, name)), base)
+    if dataset is not None:
+        for key, section in per_dataset.items():
+            if key.lower() == dataset.lower():
+                stack.add(f"{preset_path(task, name)} (datasets: {key})", section)
+    for source, mapping in layers:
+        stack.add(source, mapping)
+    stack.add_file(config_file)
+    stack.add_overrides(overrides, sections)
+    raw = stack.merged()
+    unknown = sorted(set(raw) - set(sections))
+    if unknown:
+        raise ConfigError("; ".join(f"unknown config key {k!r} (from {stack.source_of([k])}): sections are {sections}"
+                                    for k in unknown))  # fmt: skip
+    given = (raw.get("model") or {}).get("name", name)
+    if model_name(str(given)) != name:
+        raise ConfigError(f"model.name {given!r} (from {stack.source_of(['model', 'name'])}) "
+                          f"differs from the model being configured, {name!r}")  # fmt: skip
+    raw["model"] = {**raw.get("model", {}), "name": name}
+    params = {k: v for k, v in raw["model"].items() if k != "name"}
+    validate(get_spec(name).params, params, stack, where=f"invalid parameters for model {name!r}", prefix=("model",))
+    return validate(schema, raw, stack)
