@@ -136,7 +136,7 @@ def phase_build(args: argparse.Namespace) -> dict:
 
     from graphrec.store import GraphStore
     from graphrec.config.rec import RecDataConfig
-    from graphrec.tasks.rec_data import Interactions
+    from graphrec.data.interactions import Interactions
 
     store = GraphStore(args.store)
     version = store.version

@@ -25,7 +25,7 @@ import torch
 from graphrec.utils.io import atomic_write_json
 from graphrec.tasks import link_prediction as lp
 from graphrec.config.rec import resolve_rec_config
-from graphrec.tasks.rec_data import load_interactions
+from graphrec.data.interactions import load_interactions
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -39,15 +39,15 @@ from graphrec.sampling import CSRNeighborSampler, node_loader, pyg_sampler_avail
 
 
 def movielens_graph() -> Data | None:
-    from graphrec.data import load_movielens_100k
+    from graphrec.data import load_dataset
 
     try:
-        ev = load_movielens_100k().events
+        ml = load_dataset("ml-100k")
     except Exception:  # noqa: BLE001 - data absent: skip this graph
         return None
-    u = torch.from_numpy(ev["user_id"].to_numpy() - 1)
-    i = torch.from_numpy(ev["item_id"].to_numpy() - 1) + 943
-    return Data(edge_index=torch.stack([torch.cat([u, i]), torch.cat([i, u])]), num_nodes=943 + 1682)
+    u = torch.from_numpy(ml.user)
+    i = torch.from_numpy(ml.item) + ml.num_users
+    return Data(edge_index=torch.stack([torch.cat([u, i]), torch.cat([i, u])]), num_nodes=ml.num_users + ml.num_items)
 
 
 def power_law_graph(n: int, m: int, seed: int, exponent: float = 0.8) -> Data:

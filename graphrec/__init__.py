@@ -1,3 +1,66 @@
-"""graphrec: a graph-centric recommender platform."""
+"""graphrec: a graph-centric recommender platform.
 
-__version__ = "0.1.0"
+Interaction logs become versioned user-item-ad graphs; GNN backbones (GESM, GSM, LightGCN,
+XSimGCL, GCN, GAT, ...) train on them through one trainer; trained recommenders are
+exported as model folders and served.
+
+The public API (imported on first use, so ``import graphrec`` is cheap):
+
+Data
+    load_dataset(name)            a named dataset: Cora, CiteSeer, PubMed, PPI (node
+                                  classification) or ml-100k (recommendation Interactions)
+    load_interactions(source)     user-target interactions of a named dataset or a store folder
+    GraphStore, ingest, build     the versioned graph store: logs -> store -> HeteroData
+Configuration
+    resolve_config(model, dataset, overrides)       node-classification config (layered, validated)
+    resolve_rec_config(model, dataset, overrides)   recommendation config
+Training and evaluation
+    train(config, overrides)      any task from a run config (YAML or mapping); writes the model
+    evaluate(model, data, part)   metrics of a trained model (or model folder) on valid/test
+    Trainer, FitResult            the one training loop and its result (metrics, epochs, seconds)
+    build_model(name, in, out)    a registered backbone (``graphrec models`` lists them)
+    seed_everything(seed)         seed Python, NumPy and torch
+Serving
+    Recommender(folder)           a loaded model folder: .recommend(user, k)
+    recommend(folder, user, k)    top-k unseen items of a user (a folder or an artifact registry)
+
+Each name's ``help()`` gives its arguments, shapes, units and errors. The command line
+(``graphrec --help``) exposes the same entry points.
+"""
+
+from importlib import import_module
+
+__version__ = "0.2.0"
+
+_EXPORTS = {
+    "load_dataset": "graphrec.data.catalog",
+    "load_interactions": "graphrec.data.interactions",
+    "GraphStore": "graphrec.store",
+    "ingest": "graphrec.store",
+    "build": "graphrec.store",
+    "resolve_config": "graphrec.config",
+    "resolve_rec_config": "graphrec.config",
+    "train": "graphrec.tasks.run",
+    "evaluate": "graphrec.tasks.run",
+    "TrainResult": "graphrec.tasks.run",
+    "Trainer": "graphrec.tasks.trainer",
+    "FitResult": "graphrec.tasks.trainer",
+    "build_model": "graphrec.models",
+    "seed_everything": "graphrec.utils.seed",
+    "Recommender": "graphrec.serving",
+    "recommend": "graphrec.serving",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(import_module(_EXPORTS[name]), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
+    raise AttributeError(f"module 'graphrec' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

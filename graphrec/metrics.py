@@ -1,4 +1,5 @@
-"""Ranking metrics for recommendation, computed from top-k lists in bounded memory.
+"""Metrics: ranking metrics for recommendation, computed from top-k lists in bounded memory,
+and micro-F1 for multi-label node classification.
 
 Full-ranking protocol (RecBole's): every user with at least one ground-truth item in the
 split is scored against *all* items; the items the user interacted with in earlier
@@ -224,11 +225,12 @@ def _gather_rows(csr: CSR, users: Tensor) -> tuple[Tensor, Tensor]:
     return rows, csr.indices[pos]
 
 
-def embedding_scorer(user_emb: Tensor, item_emb: Tensor) -> Callable[[Tensor], Tensor]:
-    """``score_fn`` for :func:`evaluate_topk`: dot products of user and item embeddings."""
-    item_t = item_emb.t().contiguous()
-
-    def score(users: Tensor) -> Tensor:
-        return user_emb[users] @ item_t
-
-    return score
+def micro_f1(logits: Tensor, y: Tensor) -> float:
+    """Micro-averaged F1 of multi-label predictions ``logits > 0`` ``[N, L]`` against ``y`` ``[N, L]``
+    (0/1): ``2 TP / (2 TP + FP + FN)`` over every (node, label) pair."""
+    pred = logits > 0
+    y = y > 0.5
+    tp = (pred & y).sum().item()
+    fp = (pred & ~y).sum().item()
+    fn = (~pred & y).sum().item()
+    return 2 * tp / max(2 * tp + fp + fn, 1)

@@ -1,51 +1,19 @@
-"""Accuracy against propagation depth K, with and without hop sampling (oversmoothing study)."""
+"""Figures: accuracy against depth, the nightly replay. Drawing only; the runs that produce the
+points live in :mod:`graphrec.bench` and :mod:`graphrec.pipeline`."""
 
 from __future__ import annotations
 
+import datetime as dt
 import statistics
-from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
-from graphrec.bench import run_node_benchmark
-from graphrec.utils.io import atomic_open, atomic_write_json
-
-
-@dataclass
-class DepthPoint:
-    dataset: str
-    model: str
-    K: int
-    hop_sampling: bool
-    mean: float
-    std: float
-    seeds: int
-    ms_per_epoch: float
+from graphrec.utils.io import atomic_open
 
 
-def depth_study(
-    dataset: str,
-    models: list[str],
-    depths: list[int],
-    seeds: int = 3,
-    overrides: list[str] | None = None,
-    show_progress: bool = True,
-) -> list[DepthPoint]:
-    """Test accuracy of each propagation model at each depth K, trained with a fixed K and
-    with hop sampling (k drawn uniformly from 1..K while training, K at evaluation)."""
-    points = []
-    for K in depths:
-        for hop in (False, True):
-            extra = [f"model.K={K}", f"train.hop_sampling.enabled={str(hop).lower()}"]
-            rows = run_node_benchmark(
-                [dataset], models, seeds, overrides=[*(overrides or []), *extra], show_progress=show_progress
-            )
-            for r in rows:
-                points.append(DepthPoint(dataset, r.model, K, hop, r.mean, r.std, seeds, r.ms_per_epoch))
-    return points
-
-
-def plot_depth(points: list[DepthPoint], path: str | Path, title: str | None = None) -> Path:
-    """Write the depth curves to a PNG (atomically)."""
+def plot_depth(points: list, path: str | Path, title: str | None = None) -> Path:
+    """Write the depth curves (:class:`graphrec.bench.depth.DepthPoint` s: test accuracy against K,
+    fixed K and hop sampling) to a PNG, atomically."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -82,5 +50,31 @@ def plot_depth(points: list[DepthPoint], path: str | Path, title: str | None = N
     return path
 
 
-def save_points(points: list[DepthPoint], path: str | Path) -> None:
-    atomic_write_json(path, [asdict(p) for p in points])
+def plot_replay(rows: list[dict[str, Any]], metric: str, path: Path) -> None:
+    """Held-out and canary ``metric`` per night, and training time, for each replay mode, to a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(3, 1, figsize=(10, 9), sharex=True)
+    for mode, style in (("warm", "-o"), ("cold", "--s")):
+        mine = [r for r in rows if r["mode"] == mode]
+        if not mine:
+            continue
+        x = [dt.date.fromisoformat(r["date"]) for r in mine]
+        for ax, key in ((axes[0], f"holdout_{metric}"), (axes[1], f"canary_{metric}")):
+            ax.plot(x, [r[key] if r[key] is not None else float("nan") for r in mine], style, ms=3, label=mode)
+        axes[2].plot(x, [r["train_s"] for r in mine], style, ms=3, label=mode)
+    axes[0].set_ylabel(f"held-out {metric}")
+    axes[1].set_ylabel(f"canary {metric}")
+    axes[2].set_ylabel("training time (s)")
+    axes[0].set_title("Nightly replay: tonight's model on tonight's held-out pairs and on the canary set")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    with atomic_open(path, "wb") as fh:
+        fig.savefig(fh, format="png", dpi=110)
+    plt.close(fig)

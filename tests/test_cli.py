@@ -17,10 +17,10 @@ def test_bench_nodes_writes_json_with_required_fields(shared_data, tmp_path):
     rows = json.loads(out.read_text())
     assert len(rows) == 1
     row = rows[0]
-    for key in ("dataset", "model", "metric", "mean", "std", "seeds", "ms_per_epoch"):
+    for key in ("dataset", "model", "metric", "mean", "std", "seeds", "s_per_epoch"):
         assert key in row
     assert row["dataset"] == "Cora" and row["model"] == "sgc" and row["seeds"] == 2
-    assert 0.7 < row["mean"] <= 1 and len(row["values"]) == 2 and row["ms_per_epoch"] > 0
+    assert 0.7 < row["mean"] <= 1 and len(row["values"]) == 2 and row["s_per_epoch"] > 0
 
 
 def test_bench_override_unknown_key_fails_fast_naming_it():

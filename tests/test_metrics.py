@@ -12,10 +12,10 @@ from torch_geometric.metrics import (
     LinkPredRecall,
 )
 
+from graphrec.nn.score import DotScore
 from graphrec.metrics import (
     CSR,
     RankingAccumulator,
-    embedding_scorer,
     evaluate_topk,
     hits_from_topk,
     per_user_metrics,
@@ -109,7 +109,7 @@ def test_evaluate_topk_masks_excluded_items_and_is_chunk_invariant():
             tr_u.append(u)
             tr_i.append(i)
     truth = CSR.from_pairs(torch.tensor(tr_u), torch.tensor(tr_i), U)
-    results = [evaluate_topk(embedding_scorer(users_e, items_e), truth, V, (5, 10), exclude, chunk_size=c)
+    results = [evaluate_topk(DotScore().score_fn(users_e, items_e), truth, V, (5, 10), exclude, chunk_size=c)
                for c in (1, 7, None)]  # fmt: skip
     for r in results[1:]:
         assert r == pytest.approx(results[0])

@@ -19,7 +19,7 @@ from graphrec.artifacts.registry import (
     Manifest,
     ProductionPointer,
     is_registry,
-    resolve_model_dir,
+    production_dir,
 )
 
 __all__ = [
@@ -36,5 +36,5 @@ __all__ = [
     "Manifest",
     "ProductionPointer",
     "is_registry",
-    "resolve_model_dir",
+    "production_dir",
 ]

@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from graphrec.artifacts.errors import ArtifactError
+from graphrec.utils.console import err
+from graphrec.utils.console import out as console
 
 if TYPE_CHECKING:
     from graphrec.artifacts.registry import ArtifactRegistry, ArtifactVersion
@@ -26,8 +27,6 @@ artifacts_app = typer.Typer(
     no_args_is_help=True,
 )
 
-console = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
 
 RootOpt = Annotated[
     Path | None,

@@ -154,17 +154,16 @@ def is_registry(path: str | os.PathLike) -> bool:
     return (p / VERSIONS).is_dir() or (p / PRODUCTION).is_file()
 
 
-def resolve_model_dir(path: str | os.PathLike) -> Path:
-    """The model folder ``path`` names: ``path`` itself when it holds a ``card.json``, the
-    production version's folder when ``path`` is a registry root, else ``path`` unchanged
-    (so the loader reports what is missing).
+def production_dir(root: str | os.PathLike) -> Path:
+    """The folder of the production version of the registry at ``root``.
 
     Reads only ``PRODUCTION`` (no manifest, no checksums), so it is cheap enough to call on
     every request and a promotion or rollback is seen on the next call.
+
+    Raises:
+        ArtifactNotFoundError: no production version, or its folder is gone.
     """
-    p = Path(path)
-    if (p / "card.json").is_file() or not is_registry(p):
-        return p
+    p = Path(root)
     ptr = _read_pointer(p)
     if ptr is None:
         raise ArtifactNotFoundError(

@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from torch_geometric.nn import GATConv, GCNConv, SAGEConv
 from torch_geometric.nn.resolver import activation_resolver
 
-from graphrec.models.registry import ModelParams, register
+from graphrec.models.registry import Backbone, ModelParams, register
 from graphrec.nn.hop_sampling import max_steps, select_steps
 from graphrec.nn.input_dropout import InputDropout
 from graphrec.nn.propagation import Propagation
@@ -25,7 +25,7 @@ class GCNParams(ModelParams):
 
 
 @register("gcn", GCNParams)
-class GCN(nn.Module):
+class GCN(Backbone):
     """Two-layer GCN (Kipf & Welling, 2017)."""
 
     def __init__(self, in_channels: int, out_channels: int, hidden: int, dropout: float, act: str):
@@ -62,7 +62,7 @@ class GATParams(ModelParams):
 
 
 @register("gat", GATParams)
-class GAT(nn.Module):
+class GAT(Backbone):
     """Graph attention network (Veličković et al., 2018); output heads averaged."""
 
     def __init__(self, in_channels, out_channels, hidden, heads, out_heads, dropout, attn_dropout,
@@ -100,7 +100,7 @@ class SAGEParams(ModelParams):
 
 
 @register("sage", SAGEParams)
-class GraphSAGE(nn.Module):
+class GraphSAGE(Backbone):
     """Two-layer GraphSAGE (Hamilton et al., 2017), full batch."""
 
     def __init__(self, in_channels, out_channels, hidden, dropout, aggr, act):
@@ -127,13 +127,19 @@ class SGCParams(ModelParams):
     K: int = Field(2, ge=1, description="propagation steps")
 
 
-@register("sgc", SGCParams, propagation=True)
-class SGC(nn.Module):
+@register("sgc", SGCParams)
+class SGC(Backbone):
+    supports_steps = True
+
     """Simplified graph convolution (Wu et al., 2019): a linear model on Â^K X.
 
     The propagated features Â^k X for k = 0..K do not depend on the weights, so they are
-    computed once per graph and reused every epoch.
+    computed once per graph and reused every epoch; for the same reason no gradient reaches
+    the inputs (``learns_inputs = False``): to learn ID embeddings through K linear
+    propagation steps, use ``lightgcn``, its trainable counterpart.
     """
+
+    learns_inputs = False
 
     def __init__(self, in_channels: int, out_channels: int, K: int):
         super().__init__()
@@ -168,8 +174,10 @@ class APPNPParams(ModelParams):
     act: str = "relu"
 
 
-@register("appnp", APPNPParams, propagation=True)
-class APPNPNet(nn.Module):
+@register("appnp", APPNPParams)
+class APPNPNet(Backbone):
+    supports_steps = True
+
     """Predict then propagate (Klicpera et al., 2019): an MLP, then K steps of personalised PageRank
     :math:`H^{t+1} = (1-\\alpha) \\hat A H^t + \\alpha H^0`."""
 
@@ -216,8 +224,10 @@ class HopGCNParams(ModelParams):
     act: str = "relu"
 
 
-@register("hopgcn", HopGCNParams, propagation=True)
-class HopGCN(nn.Module):
+@register("hopgcn", HopGCNParams)
+class HopGCN(Backbone):
+    supports_steps = True
+
     """K-layer GCN between an input and an output linear layer, so any prefix of its
     layers is a valid model (used for depth studies and hop sampling)."""
 

@@ -5,8 +5,14 @@ is node ``num_users + i``, and every training interaction is an edge in both dir
 The input of node ``v`` is a learnable ID embedding, node features from the store, or
 their sum; the backbone (any registered model: ``mf``, ``lightgcn``, ``gsm``, ``gesm``,
 ``hopgcn``, ``gcn``...) maps the inputs to the output embeddings through its usual
-``forward(x, edge_index, edge_weight)``, and the score of a (user, item) pair is the dot
-product of their outputs. No backbone is re-implemented here.
+``forward(x, edge_index, edge_weight)``, and the score of a (user, item) pair is the
+recommender's :class:`~graphrec.nn.score.Scorer` of their outputs (the dot product by
+default). No backbone is re-implemented here.
+
+The recommender contract (RecBole's, in graph form): :meth:`BipartiteRecommender.embeddings`
+gives the ``(users, items)`` output embeddings, :meth:`BipartiteRecommender.loss` the
+training loss of a batch, and ``scorer`` ranks; training, evaluation, export and serving
+all go through these three.
 """
 
 from __future__ import annotations
@@ -14,7 +20,11 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
+
+from graphrec.models.registry import has_batch_term
+from graphrec.nn.score import DotScore, Scorer
 
 InputMode = Literal["id", "features", "both"]
 Init = Literal["xavier_normal", "xavier_uniform", "normal"]
@@ -81,6 +91,8 @@ class BipartiteRecommender(nn.Module):
             a batch are computed.
         inputs: ``"id"``, ``"features"`` or ``"both"`` (ID embedding + projected features).
         user_features / item_features: ``(x, x_cat)`` pairs from the store (either may be None).
+        init, init_std: initialisation of the ID embeddings.
+        scorer: how two output embeddings score (default :class:`~graphrec.nn.score.DotScore`).
     """
 
     def __init__(
@@ -95,12 +107,14 @@ class BipartiteRecommender(nn.Module):
         item_features: tuple[Tensor | None, Tensor | None] | None = None,
         init: Init = "xavier_normal",
         init_std: float = 0.1,
+        scorer: Scorer | None = None,
     ):
         super().__init__()
         if inputs not in ("id", "features", "both"):
             raise ValueError(f"inputs must be 'id', 'features' or 'both', got {inputs!r}")
         self.num_users, self.num_items, self.dim = num_users, num_items, dim
         self.backbone = backbone
+        self.scorer = scorer if scorer is not None else DotScore()
         self.needs_graph = needs_graph
         self.inputs = inputs
         self.embedding = None
@@ -121,6 +135,12 @@ class BipartiteRecommender(nn.Module):
     def num_nodes(self) -> int:
         return self.num_users + self.num_items
 
+    @property
+    def id_embedding_key(self) -> str | None:
+        """The ``state_dict`` key of the ID-embedding table ``[num_users + num_items, dim]`` (users
+        first, then items), or None without ID inputs; warm starts remap its rows by external id."""
+        return "embedding.weight" if self.embedding is not None else None
+
     def ego(self, n_id: Tensor | None = None) -> Tensor:
         """Backbone inputs of nodes ``n_id`` (default: all nodes)."""
         if n_id is None:
@@ -137,12 +157,48 @@ class BipartiteRecommender(nn.Module):
         return out
 
     def forward(self, edge_index: Tensor, n_id: Tensor | None = None, edge_weight: Tensor | None = None) -> Tensor:
-        """Output embeddings of the nodes of a graph.
+        """Output embeddings ``[len(n_id) or num_nodes, d]`` of the nodes of a graph.
 
-        ``edge_index`` indexes the nodes ``n_id`` (a sampled subgraph), or all nodes when
-        ``n_id`` is None. For a backbone that ignores edges, ``n_id`` may be any node list.
+        ``edge_index`` ``[2, E]`` indexes the nodes ``n_id`` (a sampled subgraph), or all
+        nodes when ``n_id`` is None. For a backbone that ignores edges, ``n_id`` may be any
+        node list.
         """
         return self.backbone(self.ego(n_id), edge_index, edge_weight)
+
+    @torch.no_grad()
+    def embeddings(self, graph: Tensor) -> tuple[Tensor, Tensor]:
+        """``(users [num_users, d], items [num_items, d])``: output embeddings in evaluation mode
+        (no dropout, no noise, full depth) on ``graph``, the ``[2, E]`` message-passing edges."""
+        was = self.training
+        self.eval()
+        try:
+            out = self(graph)
+        finally:
+            self.train(was)
+        return out[: self.num_users], out[self.num_users :]
+
+    def loss(self, out: Tensor, users: Tensor, pos: Tensor, neg: Tensor, *, kind: str = "bpr",
+             reg_weight: float = 0.0, n_id: Tensor | None = None) -> Tensor:  # fmt: skip
+        """Training loss of a batch: pair loss through the scorer, L2 on the batch's inputs, and the
+        backbone's auxiliary terms.
+
+        Args:
+            out: ``[n, d]`` output of the last training forward (all nodes, or the nodes ``n_id``).
+            users, pos: ``[B]`` rows of ``out`` of the batch's users and positive items.
+            neg: ``[B, k]`` rows of ``out`` of ``k`` negative items per pair.
+            kind: ``bpr`` or ``bce`` (:func:`pair_loss`).
+            reg_weight: weight of ``||inputs||^2 / (2B)`` over the batch's users, positives and
+                negatives (LightGCN's regulariser).
+            n_id: global node ids of the rows of ``out`` (sampled subgraphs).
+        """
+        eu = out[users]
+        loss = pair_loss(kind, self.scorer.score(eu, out[pos]), self.scorer.score(eu.unsqueeze(1), out[neg]))
+        if reg_weight > 0:
+            ids = torch.cat([users, pos, neg.reshape(-1)])
+            ego = self.ego(ids if n_id is None else n_id[ids])
+            loss = loss + reg_weight * ego.pow(2).sum() / (2 * users.numel())
+        aux = self.auxiliary_loss(users, pos)
+        return loss + aux if aux is not None else loss
 
     def auxiliary_loss(self, users: Tensor | None = None, items: Tensor | None = None) -> Tensor | None:
         """The backbone's extra training losses, or None if it has none.
@@ -155,17 +211,31 @@ class BipartiteRecommender(nn.Module):
         as two groups, so it needs them.
         """
         terms = []
-        fn = getattr(self.backbone, "auxiliary_loss", None)
-        if fn is not None and (t := fn()) is not None:
+        global_term = getattr(self.backbone, "auxiliary_loss", None)  # a Backbone, HopSampling, or a plain module
+        if global_term is not None and (t := global_term()) is not None:
             terms.append(t)
-        batch_fn = getattr(self.backbone, "batch_auxiliary_loss", None)
-        if batch_fn is not None:
-            if users is None or items is None:
+        if users is None or items is None:
+            if has_batch_term(self.backbone):
                 raise ValueError(
                     f"{type(self.backbone).__name__}'s auxiliary loss depends on the batch: "
                     "call auxiliary_loss(users, items) with the batch's rows of the output"
                 )
-            terms.append(batch_fn([torch.unique(users), torch.unique(items)]))
+        elif has_batch_term(self.backbone):
+            terms.append(self.backbone.batch_auxiliary_loss([torch.unique(users), torch.unique(items)]))
         if not terms:
             return None
         return terms[0] if len(terms) == 1 else sum(terms[1:], terms[0])
+
+
+def pair_loss(kind: str, pos: Tensor, neg: Tensor) -> Tensor:
+    """Loss of positive scores ``pos`` ``[B]`` against negative scores ``neg`` ``[B, k]``.
+
+    ``bpr``: :math:`-\\log \\sigma(s^+ - s^-)`, mean over (positive, negative) pairs (Rendle et al., 2009);
+    ``bce``: logistic loss on both, positives labelled 1 and negatives 0.
+    """
+    if kind == "bpr":
+        return -F.logsigmoid(pos.view(-1, 1) - neg).mean()
+    if kind == "bce":
+        return F.binary_cross_entropy_with_logits(pos, torch.ones_like(pos)) + \
+            F.binary_cross_entropy_with_logits(neg, torch.zeros_like(neg))
+    raise ValueError(f"unknown loss {kind!r}; choose bpr or bce")

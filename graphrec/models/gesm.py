@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor, nn
 
-from graphrec.models.registry import ModelParams, register
+from graphrec.models.registry import Backbone, ModelParams, register
 from graphrec.nn.entity_attention import EntityAttention
 from graphrec.nn.input_dropout import InputDropout
 from graphrec.nn.propagation import Propagation
@@ -21,8 +21,10 @@ class GSMParams(ModelParams):
     input_dropout: float = Field(0.0, ge=0, lt=1)
 
 
-@register("gsm", GSMParams, propagation=True)
-class GSM(nn.Module):
+@register("gsm", GSMParams)
+class GSM(Backbone):
+    supports_steps = True
+
     r"""Graph step mixture: :math:`Z = \big(\Vert_{k=0}^{K-1} P^k \,\mathrm{ELU}(X W_0)\big) W_1`
     with :math:`P = \tilde A D^{-1}`."""
 
@@ -58,8 +60,10 @@ class GESMParams(ModelParams):
     reg_weight: float = Field(1.0, ge=0, description="weight of the structure regulariser (0 disables it)")
 
 
-@register("gesm", GESMParams, propagation=True)
-class GESM(nn.Module):
+@register("gesm", GESMParams)
+class GESM(Backbone):
+    supports_steps = True
+
     r"""Graph entities with step mixture: multi-head entity attention over
     :math:`P = \tilde A D^{-1}`, then the step mixture and one linear layer, trained with
     a structure regulariser on a fixed sample of P's entries."""

@@ -6,7 +6,7 @@ import torch
 from pydantic import Field
 from torch import Tensor, nn
 
-from graphrec.models.registry import ModelParams, register
+from graphrec.models.registry import Backbone, ModelParams, register
 from graphrec.nn.hop_sampling import max_steps
 from graphrec.nn.propagation import Propagation
 
@@ -26,8 +26,10 @@ class LightGCNParams(ModelParams):
     K: int = Field(3, ge=1, description="propagation layers; the output is the mean of layers 0..K")
 
 
-@register("lightgcn", LightGCNParams, propagation=True)
-class LightGCN(nn.Module):
+@register("lightgcn", LightGCNParams)
+class LightGCN(Backbone):
+    supports_steps = True
+
     r"""LightGCN: :math:`E = \frac{1}{K+1} \sum_{k=0}^{K} \hat A^k E_0` with
     :math:`\hat A = D^{-1/2} A D^{-1/2}` (no self-loops, no weights, no non-linearity).
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from graphrec.models.registry import ModelParams, register
+from graphrec.models.registry import Backbone, ModelParams, register
 
 
 class MFParams(ModelParams):
@@ -12,10 +12,12 @@ class MFParams(ModelParams):
 
 
 @register("mf", MFParams)
-class MF(nn.Module):
+class MF(Backbone):
     r"""Matrix factorisation (BPR-MF, Rendle et al., 2009): the score of a pair is the dot
     product of its ID embeddings, so the backbone returns its input unchanged
     (``in_channels == out_channels``) or a linear map of it. ``edge_index`` is ignored."""
+
+    needs_graph = False
 
     def __init__(self, in_channels: int, out_channels: int):
         super().__init__()

@@ -10,7 +10,7 @@ from pydantic import Field, model_validator
 from torch import Tensor, nn
 
 from graphrec.models.lightgcn import LightGCNPropagation
-from graphrec.models.registry import ModelParams, register
+from graphrec.models.registry import Backbone, ModelParams, register
 
 
 def info_nce(anchor: Tensor, positive: Tensor, tau: float) -> Tensor:
@@ -46,7 +46,7 @@ class XSimGCLParams(ModelParams):
 
 
 @register("xsimgcl", XSimGCLParams)
-class XSimGCL(nn.Module):
+class XSimGCL(Backbone):
     r"""XSimGCL: LightGCN propagation with uniform noise, contrasting layer l* with the output.
 
     Training forward, from :math:`E_0` (the inputs) for :math:`k = 1..K`:

@@ -105,9 +105,18 @@ class HopSampling(nn.Module):
         self.last_steps = steps
         return self.model(x, edge_index, edge_weight, steps=steps, **kwargs)
 
+    # the wrapped model's optional hooks (graphrec.models.Backbone), passed through
     def auxiliary_loss(self) -> Tensor | None:
         aux = getattr(self.model, "auxiliary_loss", None)
         return aux() if aux is not None else None
+
+    def batch_auxiliary_loss(self, groups) -> Tensor | None:
+        aux = getattr(self.model, "batch_auxiliary_loss", None)
+        return aux(groups) if aux is not None else None
+
+    @property
+    def first_layer(self) -> nn.Module | None:
+        return getattr(self.model, "first_layer", None)
 
     def extra_repr(self) -> str:
         return f"distribution={self.sampler.distribution!r}, granularity={self.granularity!r}, K={self.num_steps}"

@@ -25,6 +25,9 @@ class StructureRegularizer(nn.Module):
         if not 0 < sample_rate <= 1:
             raise ValueError(f"sample_rate must be in (0, 1], got {sample_rate}")
         self.sample_rate, self.beta, self.seed = sample_rate, beta, seed
+        # The seed of the edge sample, drawn from torch's generator on the first forward pass when
+        # ``seed`` is None; a buffer, so a checkpoint restores the same sample on resume.
+        self.register_buffer("sample_seed", torch.tensor(-1 if seed is None else seed, dtype=torch.int64))
         self._key: tuple | None = None
         self._pos: Tensor | None = None
         self._neg: Tensor | None = None
@@ -32,8 +35,10 @@ class StructureRegularizer(nn.Module):
     def _sample(self, edge_index: Tensor, num_nodes: int) -> tuple[Tensor, Tensor]:
         key = (edge_index.data_ptr(), edge_index.shape[1], num_nodes)
         if key != self._key:
+            if int(self.sample_seed) < 0:
+                self.sample_seed.fill_(int(torch.randint(0, 2**31 - 1, ())))
             gen = torch.Generator()
-            gen.manual_seed(self.seed if self.seed is not None else int(torch.randint(0, 2**31 - 1, ())))
+            gen.manual_seed(int(self.sample_seed))
             size = max(1, int(edge_index.size(1) * self.sample_rate))
             pick = torch.randperm(edge_index.size(1), generator=gen)[:size]
             self._pos = edge_index[:, pick.to(edge_index.device)]
@@ -44,6 +49,11 @@ class StructureRegularizer(nn.Module):
             self._neg = neg.to(edge_index.device)
             self._key = key
         return self._pos, self._neg
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # checkpoints written before the sample's seed was kept: draw it again on the next forward
+        state_dict.setdefault(prefix + "sample_seed", torch.tensor(-1, dtype=torch.int64))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(self, z: Tensor, edge_index: Tensor) -> Tensor:
         pos, neg = self._sample(edge_index, z.size(0))

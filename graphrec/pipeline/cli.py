@@ -11,12 +11,13 @@ import json
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from graphrec.utils.console import err, fail, out
+
 pipeline_app = typer.Typer(no_args_is_help=True, help="Nightly retraining: ingest, train, evaluate, gate, publish.")
-out = Console()
-err = Console(stderr=True)
+#: ``graphrec run``: the flagship flow (what ``make run`` runs), mounted at the top level.
+run_app = typer.Typer()
 
 ConfigArg = Annotated[str, typer.Argument(help="pipeline YAML, e.g. pipelines/nightly.yaml")]
 SetOpt = Annotated[list[str] | None, typer.Option("--set", help="override a config key, e.g. train.mode=cold")]
@@ -29,8 +30,7 @@ def _load(config: str, set_: list[str] | None):
     try:
         return load_pipeline_config(config, set_)
     except ConfigError as exc:
-        err.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from None
+        fail(str(exc))
 
 
 def _fmt(v) -> str:
@@ -65,11 +65,9 @@ def run_cmd(
     try:
         r = run_night(cfg, date, force=force, console=err, progress=not quiet)
     except PipelineLockedError as exc:
-        err.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(EXIT_LOCKED) from None
+        fail(str(exc), EXIT_LOCKED)
     except PipelineError as exc:
-        err.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from None
+        fail(str(exc))
     if as_json:
         typer.echo(json.dumps(r.as_dict(), default=str))
     else:
@@ -100,7 +98,7 @@ def replay_cmd(
 ) -> None:
     """Run the pipeline night after night over a historical log; write a per-night table and a plot."""
     from graphrec.pipeline.replay import markdown_table, replay
-    from graphrec.pipeline.state import PipelineError, PipelineLockedError
+    from graphrec.pipeline.state import EXIT_LOCKED, PipelineError, PipelineLockedError
 
     cfg = _load(config, set_)
     modes = ("warm", "cold") if mode == "both" else (mode,)
@@ -118,11 +116,9 @@ def replay_cmd(
         res = replay(cfg, from_, to, modes=modes, out=out_dir, force=force, console=err, progress=not quiet,
                      on_night=on_night)  # fmt: skip
     except PipelineLockedError as exc:
-        err.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(4) from None
+        fail(str(exc), EXIT_LOCKED)
     except PipelineError as exc:
-        err.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from None
+        fail(str(exc))
     keep = ["date", "mode", "status", "epochs", "train_s", "holdout_users", f"holdout_{metric}", f"canary_{metric}",
             "artifact_version"]  # fmt: skip
     out.print(markdown_table([{k: r.get(k) for k in keep} for r in res.rows]))
@@ -180,3 +176,24 @@ def status_cmd(
     for r in rows:
         table.add_row(*(_fmt(v) for v in r.values()))
     out.print(table)
+
+
+def shipped_config() -> str:
+    """The nightly job shipped with graphrec (``pipelines/nightly.yaml`` in the repository)."""
+    from importlib import resources
+
+    return str(resources.files("graphrec.config") / "presets" / "pipeline" / "nightly.yaml")
+
+
+@run_app.command("run")
+def flagship_cmd(
+    from_: Annotated[str, typer.Option("--from", help="first night, YYYY-MM-DD")] = "1998-03-25",
+    to: Annotated[str, typer.Option(help="last night, YYYY-MM-DD (inclusive)")] = "1998-04-07",
+    config: Annotated[str | None, typer.Option(help="pipeline YAML (default: the shipped MovieLens-100k job)")] = None,
+    set_: SetOpt = None,
+    quiet: Annotated[bool, typer.Option(help="no progress display")] = False,
+) -> None:
+    """The main job on its embedded defaults (what `make run` runs): two weeks of MovieLens-100k
+    nights through the nightly pipeline (ingest, warm-started LightGCN, evaluation, gate, publish).
+    Finished nights are skipped when rerun; results go to results/nightly/."""
+    replay_cmd(config or shipped_config(), from_, to, mode="warm", out_dir=None, force=False, set_=set_, quiet=quiet)

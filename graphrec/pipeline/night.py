@@ -27,9 +27,10 @@ import numpy as np
 import polars as pl
 import torch
 
-from graphrec.metrics import CSR, embedding_scorer, evaluate_topk
-from graphrec.tasks.rec_data import Interactions, RecData
-from graphrec.tasks.splits import EdgeSplit, dedup_pairs, drop_cold, random_split
+from graphrec.data.interactions import Interactions, RecData
+from graphrec.data.splits import EdgeSplit, dedup_pairs, drop_cold, random_split
+from graphrec.metrics import CSR, evaluate_topk
+from graphrec.nn.score import DotScore, Scorer
 from graphrec.utils.io import atomic_open
 
 CANARY_COLUMNS = ("user_external_id", "target_external_id")
@@ -128,9 +129,9 @@ def night_split(inter: Interactions, day_start: int, day_end: int, holdout: tupl
 
 
 def rank_metrics(user_emb: torch.Tensor, item_emb: torch.Tensor, night: NightData, part: str,
-                 ks: list[int]) -> dict[str, float]:  # fmt: skip
-    """Full-ranking metrics of embeddings on ``holdout`` (training and validation items masked)
-    or ``canary`` (training items masked)."""
+                 ks: list[int], scorer: Scorer | None = None) -> dict[str, float]:  # fmt: skip
+    """Full-ranking metrics of embeddings scored by ``scorer`` (default: inner product) on
+    ``holdout`` (training and validation items masked) or ``canary`` (training items masked)."""
     d = night.data
     if part == "holdout":
         truth, exclude = d.csr("test"), [d.csr("train"), d.csr("valid")]
@@ -140,6 +141,7 @@ def rank_metrics(user_emb: torch.Tensor, item_emb: torch.Tensor, night: NightDat
         raise ValueError(f"part must be 'holdout' or 'canary', got {part!r}")
     if truth.indices.numel() == 0:
         return {"users": 0}
-    out = evaluate_topk(embedding_scorer(user_emb, item_emb), truth, d.num_items, ks, exclude)
+    scorer = scorer if scorer is not None else DotScore()
+    out = evaluate_topk(scorer.score_fn(user_emb, item_emb), truth, d.num_items, ks, exclude)
     out["users"] = int(out["users"])
     return out

@@ -22,10 +22,11 @@ from typing import Any
 
 from rich.console import Console
 
+from graphrec import plots
 from graphrec.pipeline.config import PipelineConfig
 from graphrec.pipeline.runner import FAILED, NightResult, parse_date, run_night
 from graphrec.pipeline.state import PipelineError
-from graphrec.utils.io import atomic_open, atomic_write_json, atomic_write_text
+from graphrec.utils.io import atomic_write_json, atomic_write_text
 
 MODES = ("warm", "cold")
 
@@ -133,35 +134,6 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def plot_replay(rows: list[dict[str, Any]], metric: str, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(3, 1, figsize=(10, 9), sharex=True)
-    for mode, style in (("warm", "-o"), ("cold", "--s")):
-        mine = [r for r in rows if r["mode"] == mode]
-        if not mine:
-            continue
-        x = [dt.date.fromisoformat(r["date"]) for r in mine]
-        for ax, key in ((axes[0], f"holdout_{metric}"), (axes[1], f"canary_{metric}")):
-            ax.plot(x, [r[key] if r[key] is not None else float("nan") for r in mine], style, ms=3, label=mode)
-        axes[2].plot(x, [r["train_s"] for r in mine], style, ms=3, label=mode)
-    axes[0].set_ylabel(f"held-out {metric}")
-    axes[1].set_ylabel(f"canary {metric}")
-    axes[2].set_ylabel("training time (s)")
-    axes[0].set_title("Nightly replay: tonight's model on tonight's held-out pairs and on the canary set")
-    for ax in axes:
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.autofmt_xdate()
-    fig.tight_layout()
-    with atomic_open(path, "wb") as fh:
-        fig.savefig(fh, format="png", dpi=110)
-    plt.close(fig)
-
-
 def write_outputs(result: ReplayResult, metric: str) -> None:
     out = result.out
     rows = result.rows
@@ -171,7 +143,7 @@ def write_outputs(result: ReplayResult, metric: str) -> None:
     atomic_write_text(out / "nights.csv", "\n".join(csv) + "\n")
     atomic_write_text(out / "nights.md", markdown_table(rows) + "\n\n```json\n" + json.dumps(result.summary, indent=2) + "\n```\n")
     if rows:
-        plot_replay(rows, metric, out / "replay.png")
+        plots.plot_replay(rows, metric, out / "replay.png")
 
 
 def replay(cfg: PipelineConfig, start: str | dt.date, end: str | dt.date, *, modes: tuple[str, ...] = ("warm",),

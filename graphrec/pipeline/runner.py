@@ -144,7 +144,7 @@ class _Night:
 
     def interactions(self):
         if self._inter is None:
-            from graphrec.tasks.rec_data import Interactions
+            from graphrec.data.interactions import Interactions
 
             days = self.cfg.night.window_days
             start = None if days is None else self.day_end - days * 86400
@@ -231,7 +231,9 @@ def _check_split(n: _Night) -> None:
 
 def _stage_train(n: _Night, bar) -> dict[str, Any]:
     from graphrec.pipeline.warm import warm_start
-    from graphrec.tasks.link_prediction import RowLRScale, build_rec_model, fit, seed_everything
+    from graphrec.tasks.link import build_rec_model, fit_link
+    from graphrec.tasks.optim import RowLRScale
+    from graphrec.utils.seed import seed_everything
 
     cfg = n.cfg
     if cfg.train.threads:
@@ -263,7 +265,7 @@ def _stage_train(n: _Night, bar) -> dict[str, Any]:
         with atomic_open(rows_path, "wb") as fh:
             np.save(fh, ws.new_rows)
     row_lr = None
-    if warm and cfg.warm.new_rows_lr is not None and getattr(model, "embedding", None) is not None:
+    if warm and cfg.warm.new_rows_lr is not None and model.embedding is not None:
         rows = torch.from_numpy(np.load(rows_path))
         row_lr = [RowLRScale(model.embedding.weight, rows, cfg.warm.new_rows_lr / rcfg.train.lr)]
     resume = torch.load(ckpt_path, map_location="cpu", weights_only=True) if ckpt_path.is_file() else None
@@ -284,8 +286,8 @@ def _stage_train(n: _Night, bar) -> dict[str, Any]:
             bar.update(task, completed=epoch, info=extra)
 
     t0, c0 = time.perf_counter(), time.process_time()
-    res = fit(data, model, rcfg, progress=progress, keep_state=False, checkpoint=checkpoint,
-              checkpoint_every=cfg.train.checkpoint_every, resume=resume, row_lr=row_lr)  # fmt: skip
+    res = fit_link(data, model, rcfg, progress=progress, keep_state=False, checkpoint=checkpoint,
+                   checkpoint_every=cfg.train.checkpoint_every, resume=resume, row_lr=row_lr)  # fmt: skip
     if task is not None:
         bar.remove_task(task)
     with atomic_open(n.run_dir / "model.pt", "wb") as fh:
@@ -310,32 +312,34 @@ def _stage_train(n: _Night, bar) -> dict[str, Any]:
 
 def _load_candidate(n: _Night):
     from graphrec.config import RecConfig
-    from graphrec.tasks.link_prediction import build_rec_model, compute_embeddings
+    from graphrec.tasks.link import build_rec_model
 
     data = n.night().data
     rcfg = RecConfig.model_validate_json((n.run_dir / "rec_config.json").read_text())
     model = build_rec_model(rcfg, data)
     model.load_state_dict(torch.load(n.run_dir / "model.pt", map_location="cpu", weights_only=True))
-    return model, rcfg, compute_embeddings(model, data)
+    return model, rcfg, model.embeddings(data.graph)
 
 
 def _stage_evaluate(n: _Night, bar) -> dict[str, Any]:
-    from graphrec.pipeline.warm import published_embeddings
+    from graphrec.pipeline.warm import published_embeddings, published_scorer
 
     cfg = n.cfg
     night = n.night()
-    _, _, (u, i) = _load_candidate(n)
+    model, _, (u, i) = _load_candidate(n)
     if os.environ.get(FAULT_ENV) == "regress":  # fault injection: a candidate that ranks at random
         g = torch.Generator().manual_seed(0)
         u, i = torch.randn(u.shape, generator=g), torch.randn(i.shape, generator=g)
     sets = ["holdout"] + (["canary"] if cfg.eval.canary is not None else [])
-    metrics: dict[str, Any] = {"candidate": {s: rank_metrics(u, i, night, s, cfg.rec.eval.ks) for s in sets}}
+    ks = cfg.rec.eval.ks
+    metrics: dict[str, Any] = {"candidate": {s: rank_metrics(u, i, night, s, ks, model.scorer) for s in sets}}
     prod = n.production()
     if prod is not None:
         src = n.interactions()
         pu, pi = published_embeddings(prod.path, cfg.rec.data.target, src.user_ids or list(range(src.num_users)),
                                       src.item_ids or list(range(src.num_items)))  # fmt: skip
-        metrics["production"] = {s: rank_metrics(pu, pi, night, s, cfg.rec.eval.ks) for s in sets}
+        scorer = published_scorer(prod.path)
+        metrics["production"] = {s: rank_metrics(pu, pi, night, s, ks, scorer) for s in sets}
         metrics["production_version"] = prod.version
     atomic_write_json(n.run_dir / "metrics.json", metrics)
     return metrics

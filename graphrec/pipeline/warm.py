@@ -1,8 +1,8 @@
 """Warm start from a published model, and its embeddings mapped onto tonight's ids.
 
-A published version holds the model's ``state_dict`` (``model.pt``), the external ids of
-its users and targets (``embeddings/*.parquet``) and the interactions it knew
-(``seen.parquet``). Tonight's model may know more users and targets. Rows are matched by
+A published version is a model folder (:class:`~graphrec.serving.format.ModelFolder`): the
+model's weights, the external ids of its users and targets, and the interactions it knew.
+Tonight's model may know more users and targets. Rows are matched by
 external id: rows of nodes the published model was trained on take its weights; the others
 (new ids, or ids it had a row for but no interaction with, e.g. users known from a side
 table only) are new: they keep their fresh initialisation or are folded in. Parameters other than the ID-embedding
@@ -16,16 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import polars as pl
 import torch
 from torch import Tensor, nn
 
-EMBEDDING_KEY = "embedding.weight"
-
-
-def _ids(path: Path) -> list[Any]:
-    df = pl.read_parquet(path, columns=["external_id", "id"]).sort("id")
-    return df["external_id"].to_list()
+from graphrec.serving.format import ModelFolder
 
 
 def _row_map(old_ids: list[Any], new_ids: list[Any], trained: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -58,7 +52,8 @@ class WarmStartReport:
 
 
 def published_ids(folder: Path, target: str) -> tuple[list[Any], list[Any]]:
-    return _ids(folder / "embeddings" / "user.parquet"), _ids(folder / "embeddings" / f"{target}.parquet")
+    m = ModelFolder(folder)
+    return m.ids("user"), m.ids(target)
 
 
 @torch.no_grad()
@@ -66,21 +61,26 @@ def warm_start(model: nn.Module, folder: Path, user_ids: list[Any], target_ids: 
                target: str = "item", train_pairs: Tensor | None = None) -> WarmStartReport:  # fmt: skip
     """Load the published model in ``folder`` into ``model`` (a ``BipartiteRecommender``), by external id.
 
+    The rows of the model's ID-embedding table (``model.id_embedding_key``) are remapped;
+    every other parameter is copied when its shape matches.
+
     With ``train_pairs`` (``[2, E]`` user, target rows of the training graph), new nodes
     are *folded in*: a new user's ID embedding starts as the mean of the published
     embeddings of the targets it interacted with (and a new target's as the mean of its known
     users'), so it starts where its neighbours are instead of at random; nodes without a
     known neighbour keep their fresh initialisation.
     """
-    state = torch.load(folder / "model.pt", map_location="cpu", weights_only=True)
-    old_users, old_targets = published_ids(folder, target)
-    seen = pl.read_parquet(folder / "seen.parquet")
-    trained_u = np.bincount(seen["user"].to_numpy(), minlength=len(old_users))[: len(old_users)] > 0
-    trained_t = np.bincount(seen[target].to_numpy(), minlength=len(old_targets))[: len(old_targets)] > 0
+    published = ModelFolder(folder)
+    state = published.state_dict()
+    old_users, old_targets = published.ids("user"), published.ids(target)
+    seen_u, seen_t = published.seen()
+    trained_u = np.bincount(seen_u, minlength=len(old_users))[: len(old_users)] > 0
+    trained_t = np.bincount(seen_t, minlength=len(old_targets))[: len(old_targets)] > 0
+    key = model.id_embedding_key
     report = WarmStartReport()
     own = model.state_dict()
     for name, value in state.items():
-        if name == EMBEDDING_KEY and name in own:
+        if name == key and name in own:
             w = own[name]
             if value.shape[0] != len(old_users) + len(old_targets) or value.shape[1] != w.shape[1]:
                 report.fresh.append(name)
@@ -131,14 +131,18 @@ def _fold_in(w: Tensor, pairs: Tensor, n_users: int, n_targets: int, known_u: np
 
 def published_embeddings(folder: Path, target: str, user_ids: list[Any], target_ids: list[Any]) -> tuple[Tensor, Tensor]:
     """The published output embeddings arranged in tonight's ids (zeros for nodes it does not know)."""
+    published = ModelFolder(folder)
 
-    def arrange(path: Path, ids: list[Any]) -> Tensor:
-        df = pl.read_parquet(path).sort("id")
-        emb = np.asarray(df["embedding"].to_list(), np.float32)
+    def arrange(node_type: str, ids: list[Any]) -> Tensor:
+        emb = published.embeddings(node_type)
         out = np.zeros((len(ids), emb.shape[1]), np.float32)
-        new_rows, old_rows = _row_map(df["external_id"].to_list(), ids)
+        new_rows, old_rows = _row_map(published.ids(node_type), ids)
         out[new_rows] = emb[old_rows]
         return torch.from_numpy(out)
 
-    return (arrange(folder / "embeddings" / "user.parquet", user_ids),
-            arrange(folder / "embeddings" / f"{target}.parquet", target_ids))  # fmt: skip
+    return arrange("user", user_ids), arrange(target, target_ids)
+
+
+def published_scorer(folder: Path):
+    """The published model's scorer, with its learned values when it has any."""
+    return ModelFolder(folder).load_scorer()

@@ -1,5 +1,6 @@
-"""Graph sampling for mini-batch training: a pure-torch neighbour sampler behind PyG's loaders."""
+"""Sampling for training: a pure-torch neighbour sampler behind PyG's loaders, and negative items."""
 
+from graphrec.sampling.negative import NegativeSampler
 from graphrec.sampling.neighbor import (
     CSRNeighborSampler,
     link_loader,
@@ -11,6 +12,7 @@ from graphrec.sampling.neighbor import (
 
 __all__ = [
     "CSRNeighborSampler",
+    "NegativeSampler",
     "link_loader",
     "neighbor_sampler",
     "node_loader",

@@ -1,6 +1,7 @@
-"""Serving: embedding export, a faiss inner-product index, and top-k ``recommend()``."""
+"""Serving: the model folder, its export, a faiss inner-product index, and top-k ``recommend()``."""
 
-from graphrec.serving.export import FORMAT, export_embeddings, export_model
+from graphrec.serving.export import export_embeddings, export_model
+from graphrec.serving.format import FORMAT, ModelFolder, resolve_model_dir
 from graphrec.serving.index import build_index, load_index, save_index, search
 from graphrec.serving.recommend import (
     Recommendation,
@@ -12,6 +13,7 @@ from graphrec.serving.recommend import (
 
 __all__ = [
     "FORMAT",
+    "ModelFolder",
     "Recommendation",
     "Recommender",
     "UnknownUserError",
@@ -21,6 +23,7 @@ __all__ = [
     "load_index",
     "load_recommender",
     "recommend",
+    "resolve_model_dir",
     "save_index",
     "search",
 ]

@@ -6,15 +6,16 @@ import json
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-out = Console()
-err = Console(stderr=True)
+from graphrec.utils.console import fail, out
+
+app = typer.Typer(no_args_is_help=True)
 
 
+@app.command("recommend")
 def recommend_cmd(
-    model: Annotated[str, typer.Option("--model", help="exported model folder (graphrec bench rec --export), or an artifact registry (serves its production version)")],
+    model: Annotated[str, typer.Option("--model", help="model folder (graphrec train CONFIG, graphrec bench rec --export), or an artifact registry (serves its production version)")],
     user: Annotated[str, typer.Option("--user", help="external user id, as in the store's logs")],
     k: Annotated[int, typer.Option("-k", "--k", min=1, help="number of items")] = 10,
     fallback: Annotated[str, typer.Option(help="for an unknown user: error, or popular (most interacted items)")] = "error",
@@ -26,17 +27,14 @@ def recommend_cmd(
     from graphrec.serving.recommend import UnknownUserError, load_recommender
 
     if fallback not in ("error", "popular"):
-        err.print(f"[red]error:[/] --fallback must be 'error' or 'popular', got {fallback!r}")
-        raise typer.Exit(2)
+        fail(f"--fallback must be 'error' or 'popular', got {fallback!r}")
     try:
         rec = load_recommender(model)
         recs = rec.recommend(user, k, exclude_seen=not include_seen, fallback=fallback)  # type: ignore[arg-type]
     except (UnknownUserError, ArtifactError) as exc:
-        err.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(1) from None
+        fail(str(exc), 1)
     except (FileNotFoundError, ValueError) as exc:
-        err.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from None
+        fail(str(exc))
     if as_json:
         typer.echo(json.dumps([{"item": r.item, "score": r.score, "rank": r.rank, "source": r.source} for r in recs]))
         return

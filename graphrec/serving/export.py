@@ -1,14 +1,4 @@
-"""Export a trained recommender: embeddings keyed by external ids, an ANN index, a card.
-
-Layout of a model folder::
-
-    card.json                 format, model, config, metrics, store version, counts (written last)
-    model.pt                  the model's state_dict (load with torch.load(..., weights_only=True))
-    embeddings/user.parquet   external_id, id, embedding (list<float32>)
-    embeddings/<target>.parquet   the same for items (or ads)
-    seen.parquet              user, <target> (contiguous ids): every known interaction
-    popularity.parquet        id, external_id, count: targets by interactions, most popular first
-    index.faiss               inner-product index over the target embeddings
+"""Export a trained recommender into a model folder (layout: :mod:`graphrec.serving.format`).
 
 The folder is written under a temporary name and renamed into place, so a reader never
 sees a half-written model; ``overwrite=True`` swaps an existing folder the same way.
@@ -27,20 +17,19 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from graphrec.serving.format import (
+    CARD,
+    EMBEDDINGS,
+    FORMAT,
+    INDEX,
+    POPULARITY,
+    SCAN,
+    SEEN,
+    WEIGHTS,
+    embeddings_frame,
+)
 from graphrec.serving.index import IndexKind, build_index, save_index
 from graphrec.utils.io import atomic_open, atomic_write_json, default_mode, fsync_dir
-
-FORMAT = "graphrec-recommender/1"
-
-
-def embeddings_frame(external_ids: list[Any] | None, emb: np.ndarray) -> pl.DataFrame:
-    n = emb.shape[0]
-    ext = external_ids if external_ids is not None else list(range(n))
-    return pl.DataFrame({
-        "external_id": ext,
-        "id": np.arange(n, dtype=np.int64),
-        "embedding": pl.Series(emb.astype(np.float32)).cast(pl.Array(pl.Float32, emb.shape[1])).cast(pl.List(pl.Float32)),
-    })  # fmt: skip
 
 
 def export_embeddings(
@@ -55,6 +44,7 @@ def export_embeddings(
     index: IndexKind = "flat",
     card: dict | None = None,
     state_dict: dict | None = None,
+    scorer: Any | None = None,
     overwrite: bool = False,
 ) -> Path:
     """Write a model folder from embeddings (see the module docstring) and return its path.
@@ -64,6 +54,12 @@ def export_embeddings(
 
     ``seen`` is ``(user, item)`` contiguous-id pairs of every known interaction: what
     :func:`~graphrec.serving.recommend` excludes, and what the popularity fallback counts.
+    ``scorer`` (a :class:`~graphrec.nn.score.Scorer`; default: inner product) decides what the
+    index holds: its exact inner-product form, or nothing (an exact scan at serving time).
+
+    Raises:
+        FileExistsError: ``out_dir`` exists and is not empty (without ``overwrite``).
+        ValueError: mismatched shapes, duplicate external ids, or seen pairs out of range.
     """
     out = Path(out_dir)
     if out.exists() and not overwrite and not _empty_dir(out):  # an empty folder, e.g. a registry staging folder, is filled
@@ -79,25 +75,29 @@ def export_embeddings(
     su, si = (np.zeros(0, np.int64), np.zeros(0, np.int64)) if seen is None else (np.asarray(seen[0], np.int64), np.asarray(seen[1], np.int64))
     if su.size and (su.min() < 0 or su.max() >= user_emb.shape[0] or si.min() < 0 or si.max() >= item_emb.shape[0]):
         raise ValueError("seen pairs hold ids outside the embedding tables")
+    queries, index_vectors, scorer_spec = _index_form(scorer, user_emb, item_emb)
+    if index_vectors is None:
+        index = SCAN  # type: ignore[assignment]
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
         os.chmod(tmp, default_mode("dir"))  # mkdtemp creates 0700; a served model folder is an ordinary folder
-        (tmp / "embeddings").mkdir()
-        _write_parquet(embeddings_frame(user_ids, user_emb), tmp / "embeddings" / "user.parquet")
-        _write_parquet(embeddings_frame(item_ids, item_emb), tmp / "embeddings" / f"{target}.parquet")
+        (tmp / EMBEDDINGS).mkdir()
+        _write_parquet(embeddings_frame(user_ids, user_emb, queries), tmp / EMBEDDINGS / "user.parquet")
+        _write_parquet(embeddings_frame(item_ids, item_emb), tmp / EMBEDDINGS / f"{target}.parquet")
         seen_df = pl.DataFrame({"user": su, target: si}).unique().sort(["user", target])
-        _write_parquet(seen_df, tmp / "seen.parquet")
+        _write_parquet(seen_df, tmp / SEEN)
         counts = np.bincount(si, minlength=item_emb.shape[0])
         order = np.lexsort((np.arange(counts.size), -counts))
         ext = item_ids if item_ids is not None else list(range(item_emb.shape[0]))
         pop = pl.DataFrame({"id": order.astype(np.int64), "external_id": [ext[i] for i in order], "count": counts[order]})
-        _write_parquet(pop, tmp / "popularity.parquet")
-        save_index(build_index(item_emb, index), tmp / "index.faiss")
+        _write_parquet(pop, tmp / POPULARITY)
+        if index_vectors is not None:
+            save_index(build_index(index_vectors, index), tmp / INDEX)
         if state_dict is not None:
             import torch
 
-            with atomic_open(tmp / "model.pt", "wb") as fh:
+            with atomic_open(tmp / WEIGHTS, "wb") as fh:
                 torch.save(state_dict, fh)
         meta = {
             "format": FORMAT,
@@ -108,11 +108,12 @@ def export_embeddings(
             "dim": int(user_emb.shape[1]),
             "seen_pairs": int(seen_df.height),
             "index": index,
+            "scorer": scorer_spec,
             "user_id_type": _id_type(user_ids),
             "target_id_type": _id_type(item_ids),
             **(card or {}),
         }
-        atomic_write_json(tmp / "card.json", meta)
+        atomic_write_json(tmp / CARD, meta)
         _swap_into_place(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -122,10 +123,10 @@ def export_embeddings(
 
 def export_model(model, data, out_dir: str | os.PathLike, *, config: dict | None = None,
                  metrics: dict | None = None, index: IndexKind = "flat", overwrite: bool = False) -> Path:  # fmt: skip
-    """Export a trained model (:func:`~graphrec.tasks.link_prediction.fit`) on ``data`` (a ``RecData``)."""
-    from graphrec.tasks.link_prediction import compute_embeddings
-
-    users, items = compute_embeddings(model, data)
+    """Export a trained :class:`~graphrec.models.BipartiteRecommender` on ``data`` (a
+    :class:`~graphrec.data.RecData`): its embeddings on the training graph, scorer, weights,
+    and every interaction of ``data``'s source as seen."""
+    users, items = model.embeddings(data.graph)
     src = data.source
     card = {
         "model": (config or {}).get("model", {}).get("name") if config else type(model).__name__,
@@ -135,10 +136,24 @@ def export_model(model, data, out_dir: str | os.PathLike, *, config: dict | None
         "split": data.split.sizes(),
     }
     return export_embeddings(
-        out_dir, users.numpy(), items.numpy(), user_ids=src.user_ids, item_ids=src.item_ids,
+        out_dir, users.cpu().numpy(), items.cpu().numpy(), user_ids=src.user_ids, item_ids=src.item_ids,
         seen=(src.user, src.item), target=src.target, index=index, card=card,
-        state_dict=model.state_dict(), overwrite=overwrite,
+        state_dict=model.state_dict(), scorer=model.scorer, overwrite=overwrite,
     )  # fmt: skip
+
+
+def _index_form(scorer, user_emb: np.ndarray, item_emb: np.ndarray):
+    """``(user query column or None, index vectors or None, scorer spec)`` for ``scorer``."""
+    if scorer is None or scorer.name == "dot":
+        return None, item_emb, {"name": "dot"}
+    import torch
+
+    with torch.no_grad():
+        form = scorer.ip_transform(torch.from_numpy(user_emb), torch.from_numpy(item_emb))
+    if form is None:
+        return None, None, scorer.spec()
+    q, x = (np.ascontiguousarray(t.detach().cpu().numpy(), dtype=np.float32) for t in form)
+    return q, x, scorer.spec()
 
 
 def _write_parquet(df: pl.DataFrame, path: Path) -> None:

@@ -10,13 +10,13 @@ returned. An unknown user raises :class:`UnknownUserError`, unless
 interactions first, ties by id) with ``source="popular"`` and the count as the score.
 
 Loading is done once per folder and cached (:class:`Recommender`); a query on a warm
-recommender is one faiss search with the seen items excluded inside the index.
-This module does not import torch.
+recommender is one faiss search with the seen items excluded inside the index (a scorer
+without an inner-product form is served by an exact scan instead). This module imports
+torch only for such a scan.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from dataclasses import dataclass
@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import polars as pl
 
+from graphrec.serving.format import CARD, SCAN, ModelFolder, resolve_model_dir
 from graphrec.serving.index import load_index, search
 
 Fallback = Literal["error", "popular"]
@@ -50,31 +50,22 @@ class Recommender:
     """A loaded model folder: user embeddings, the item index, seen items, popularity."""
 
     def __init__(self, path: str | os.PathLike):
-        self.path = Path(path)
-        card_path = self.path / "card.json"
-        if not card_path.is_file():
-            raise FileNotFoundError(f"{self.path} is not an exported model (no card.json) nor an artifact registry; "
-                                    "export one with `graphrec bench rec --export DIR` or graphrec.serving.export_model()")  # fmt: skip
-        self.card = json.loads(card_path.read_text())
-        self.target = self.card["target"]
-        users = pl.read_parquet(self.path / "embeddings" / "user.parquet")
-        items = pl.read_parquet(self.path / "embeddings" / f"{self.target}.parquet", columns=["external_id", "id"])
+        folder = ModelFolder(path)
+        self.path, self.folder = folder.path, folder
+        self.card = folder.card
+        self.target = folder.target
         self.user_id_type = self.card.get("user_id_type", "int")
-        self._user_index = dict(zip(users["external_id"].to_list(), users["id"].to_list(), strict=True))
-        dim = self.card["dim"]
-        self.user_emb = np.ascontiguousarray(
-            users["embedding"].list.to_array(dim).to_numpy(), dtype=np.float32
-        ).reshape(-1, dim)
-        self.item_ids = items.sort("id")["external_id"].to_list()
-        seen = pl.read_parquet(self.path / "seen.parquet")
-        su, si = seen["user"].to_numpy(), seen[self.target].to_numpy()
+        user_ids = folder.ids("user")
+        self._user_index = {x: n for n, x in enumerate(user_ids)}
+        self.user_emb = folder.queries()  # what the index is searched with
+        self.item_ids = folder.ids(self.target)
+        su, si = folder.seen()
         self._seen_ptr = np.zeros(self.user_emb.shape[0] + 1, dtype=np.int64)
         np.cumsum(np.bincount(su, minlength=self.user_emb.shape[0]), out=self._seen_ptr[1:])
-        self._seen = si.astype(np.int64)  # sorted by user, then item
-        pop = pl.read_parquet(self.path / "popularity.parquet")
-        self._popular = pop["id"].to_numpy()
-        self._popular_count = pop["count"].to_numpy()
-        self.index = load_index(self.path / "index.faiss")
+        self._seen = si  # sorted by user, then item
+        self._popular, self._popular_count = folder.popularity()
+        self.index = None if folder.index_kind == SCAN else load_index(folder.index_path())
+        self._scan = _Scan(folder) if self.index is None else None
         self._lock = threading.Lock()  # faiss searches with selectors are not re-entrant on one index
 
     @property
@@ -128,8 +119,11 @@ class Recommender:
                 return self.popular(k)
             self._require(user)
         exclude = [self._seen_row(u)] if exclude_seen else None
-        with self._lock:
-            scores, ids = search(self.index, self.user_emb[u : u + 1], k, exclude)
+        if self._scan is not None:
+            scores, ids = self._scan.search(self.user_emb[u : u + 1], k, exclude)
+        else:
+            with self._lock:
+                scores, ids = search(self.index, self.user_emb[u : u + 1], k, exclude)
         return [
             Recommendation(self.item_ids[int(i)], float(s), r + 1, "model")
             for r, (s, i) in enumerate(zip(scores[0], ids[0], strict=True)) if i >= 0
@@ -145,6 +139,30 @@ class Recommender:
                 for r, (i, c) in enumerate(zip(ids[:k], counts[:k], strict=True))]  # fmt: skip
 
 
+class _Scan:
+    """Exact serving for a scorer without an inner-product form: score every target with the
+    scorer (torch, loaded with the model's weights), mask, take the top k."""
+
+    def __init__(self, folder: ModelFolder):
+        import torch
+
+        self.scorer = folder.load_scorer()
+        self.items = torch.from_numpy(folder.embeddings(folder.target))
+
+    def search(self, queries: np.ndarray, k: int, exclude: list[np.ndarray] | None) -> tuple[np.ndarray, np.ndarray]:
+        import torch
+
+        with torch.no_grad():
+            scores = self.scorer.score_all(torch.from_numpy(queries), self.items).float()
+        if exclude is not None:
+            for r, ex in enumerate(exclude):
+                scores[r, torch.from_numpy(ex)] = -torch.inf
+        k = min(k, scores.size(1))
+        values, ids = torch.topk(scores, k, dim=1)
+        ids[values == -torch.inf] = -1
+        return values.numpy(), ids.numpy()
+
+
 _CACHE: dict[Path, tuple[Path, float, Recommender]] = {}
 _CACHE_LOCK = threading.Lock()
 
@@ -155,11 +173,9 @@ def load_recommender(model_dir: str | os.PathLike) -> Recommender:
     ``model_dir`` may also be an artifact registry root (:mod:`graphrec.artifacts`): its
     production version is served, and a promotion or rollback takes effect on the next call.
     """
-    from graphrec.artifacts.registry import resolve_model_dir  # no torch; only when loading
-
     requested = Path(model_dir).resolve()
     path = resolve_model_dir(requested).resolve()
-    card = path / "card.json"
+    card = path / CARD
     mtime = card.stat().st_mtime if card.is_file() else -1.0
     with _CACHE_LOCK:
         hit = _CACHE.get(requested)

@@ -10,19 +10,18 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from graphrec.store.errors import StoreError
+from graphrec.utils.console import err
+from graphrec.utils.console import out as console
 
 store_app = typer.Typer(
     help="Graph store: ingest interaction logs into versioned user-item-ad graphs, inspect them, build training graphs.",
     no_args_is_help=True,
 )
 
-console = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
 
 StoreOpt = Annotated[
     Path, typer.Option("--store", "-s", help="Store folder.", envvar="GRAPHREC_STORE", show_envvar=True)

@@ -1,1 +1,34 @@
-"""Training and evaluation loops, one module per task, sharing one trainer contract."""
+"""Training: one :class:`Trainer` (the loop), one optimizer factory, and a small task per problem.
+
+* :mod:`graphrec.tasks.trainer` — :class:`Trainer`, :class:`Task`, :class:`FitResult`;
+* :mod:`graphrec.tasks.optim` — Adam / AdamW / RiemannianAdam, weight-decay scopes, per-row lr;
+* :mod:`graphrec.tasks.node` — node classification (:class:`NodeTask`);
+* :mod:`graphrec.tasks.link` — recommendation (:class:`LinkTask`);
+* :mod:`graphrec.tasks.run` — :func:`train` and :func:`evaluate`: any task from a config.
+
+Names are imported on first use.
+"""
+
+from importlib import import_module
+
+_EXPORTS = {
+    "FitResult": "trainer",
+    "Task": "trainer",
+    "Trainer": "trainer",
+    "build_optimizer": "optim",
+    "RowLRScale": "optim",
+    "NodeTask": "node",
+    "build_backbone": "node",
+    "fit_node": "node",
+    "LinkTask": "link",
+    "build_rec_model": "link",
+    "fit_link": "link",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(import_module(f"graphrec.tasks.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module 'graphrec.tasks' has no attribute {name!r}")

@@ -16,7 +16,7 @@ from rich.console import Console
 out = Console(highlight=False)
 if not out.is_terminal:
     out.width = 200  # results piped to a file: do not truncate table columns
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)  # messages are not wrapped mid-path
 
 #: ``callback(step, done, total)``: progress of a long operation (ingest, build).
 ProgressFn = Callable[[str, int, int], None]

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from graphrec.artifacts import ArtifactNotFoundError, ArtifactRegistry, resolve_model_dir
+from graphrec.artifacts import ArtifactNotFoundError, ArtifactRegistry
+from graphrec.serving import resolve_model_dir
 from graphrec.cli import app
 from graphrec.serving import Recommender, export_embeddings, load_recommender, recommend
 

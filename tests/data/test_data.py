@@ -11,7 +11,7 @@ from graphrec.data import (
     cache_dir,
     data_root,
     label_rate_split,
-    load_movielens_100k,
+    load_dataset,
     load_planetoid,
     load_ppi,
 )
@@ -82,15 +82,14 @@ def test_ppi_loader_on_files_in_its_format(tmp_path, monkeypatch):
     assert int(g.edge_index.max()) < g.num_nodes  # re-indexed per graph
 
 
-def test_movielens_100k(shared_data):
-    ml = load_movielens_100k()
-    assert ml.events.height == 100_000
-    assert ml.events["user_id"].n_unique() == 943 and ml.events["item_id"].n_unique() == 1682
-    assert set(ml.events["rating"].unique().to_list()) == {1.0, 2.0, 3.0, 4.0, 5.0}
-    assert str(ml.events["timestamp"].dtype.time_zone) == "UTC"
-    assert ml.items.height == 1682 and ml.users.height == 943
-    toy = ml.items.filter(ml.items["item_id"] == 1)
-    assert toy["title"][0] == "Toy Story (1995)" and "Animation" in toy["genres"][0].to_list()
+def test_movielens_100k_through_the_catalog(shared_data):
+    ml = load_dataset("ML-100K")  # names are case-insensitive
+    assert (ml.user.size, ml.num_users, ml.num_items) == (100_000, 943, 1682)
+    assert ml.info["dataset"] == "ml-100k" and ml.target == "item"
+    assert sorted(ml.user_ids) == list(range(1, 944))  # external ids from the store's id map
+    assert ml.time.min() == 874724710  # first rating, epoch seconds (UTC)
+    with pytest.raises(ValueError, match="unknown dataset 'ml-10m'"):
+        load_dataset("ml-10m")
 
 
 def test_available_datasets_lists_local_and_missing(shared_data, tmp_path, monkeypatch):

@@ -36,7 +36,7 @@ def graph():
     return x, ei
 
 
-PROPAGATION_MODELS = sorted(n for n, s in MODELS.items() if s.propagation)
+PROPAGATION_MODELS = sorted(n for n, s in MODELS.items() if s.supports_steps)
 
 
 @pytest.mark.parametrize("name", PROPAGATION_MODELS)

@@ -154,7 +154,7 @@ def test_shipped_config_is_valid():
 
 def test_warm_start_copies_rows_by_external_id(make_cfg):
     from graphrec.pipeline.warm import published_ids, warm_start
-    from graphrec.tasks.link_prediction import build_rec_model
+    from graphrec.tasks.link import build_rec_model
     from graphrec.config.rec import resolve_rec_config
 
     cfg = make_cfg()
@@ -198,12 +198,13 @@ def test_fold_in_starts_new_nodes_at_their_neighbours_mean():
 
 
 def test_row_lr_scale_equals_a_larger_learning_rate_for_those_rows():
-    from graphrec.tasks.link_prediction import RowLRScale, _ScaledStep
+    from graphrec.tasks.optim import RowLRScale
 
     torch.manual_seed(0)
     init = torch.randn(3, 4)
     w = torch.nn.Parameter(init.clone())
-    opt = _ScaledStep(torch.optim.Adam([w], lr=0.01), [RowLRScale(w, torch.tensor([1, 2]), 3.0)])
+    opt = torch.optim.Adam([w], lr=0.01)
+    RowLRScale(w, torch.tensor([1, 2]), 3.0).attach(opt)
     a, b = torch.nn.Parameter(init[:1].clone()), torch.nn.Parameter(init[1:].clone())
     ref = torch.optim.Adam([{"params": [a], "lr": 0.01}, {"params": [b], "lr": 0.03}])
     for _ in range(6):

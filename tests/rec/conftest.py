@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from graphrec.tasks.rec_data import Interactions
+from graphrec.data.interactions import Interactions
+from graphrec.tasks.link import build_rec_model, fit_link
+from graphrec.utils.seed import seed_everything
 
 
 def planted(num_users=120, num_items=80, clusters=4, per_user=16, seed=0) -> Interactions:
@@ -40,3 +42,10 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(old)
+
+
+def run_rec(data, cfg, seed: int = 0, **trainer_options):
+    """Seed, build the configured recommender, fit it: ``(model, result)``."""
+    seed_everything(seed)
+    model = build_rec_model(cfg, data)
+    return model, fit_link(data, model, cfg, **trainer_options)

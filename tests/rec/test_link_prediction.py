@@ -4,13 +4,11 @@ import torch
 from scipy.stats import chisquare
 
 from graphrec.config import ConfigError
-from graphrec.tasks.link_prediction import (
-    NegativeSampler,
-    build_rec_model,
-    compute_embeddings,
-    evaluate,
-    run_rec,
-)
+from graphrec.bench.rec import ModelRow, build_row_model
+from graphrec.sampling import NegativeSampler
+from graphrec.tasks.link import build_rec_model, evaluate
+
+from conftest import run_rec
 from graphrec.config.rec import resolve_rec_config
 
 FAST = ["train.epochs=20", "train.patience=20", "train.batch_size=256", "train.lr=0.01", "train.eval_every=5"]
@@ -86,7 +84,7 @@ def test_registered_backbones_train_on_the_bipartite_graph(inter, name, params):
     data = inter.split(seed=0)
     cfg = resolve_rec_config(name, None, ["train.epochs=4", "train.eval_every=2", "train.batch_size=512"] + params)
     model, res = run_rec(data, cfg, seed=0)
-    users, items = compute_embeddings(model, data)
+    users, items = model.embeddings(data.graph)
     assert users.shape == (data.num_users, 64) and torch.isfinite(items).all()
     assert res.test["recall@20"] > 0
 
@@ -95,11 +93,12 @@ def test_pyg_reference_lightgcn_equals_ours_with_the_same_weights(inter):
     data = inter.split(seed=0)
     cfg = resolve_rec_config("lightgcn", None, ["model.K=2"])
     ours = build_rec_model(cfg, data)
-    ref = build_rec_model(cfg, data, reference="pyg_lightgcn")
+    ref = build_row_model(ModelRow("pyg_lightgcn", "lightgcn", reference="pyg_lightgcn"), cfg, data)
     ref.model.embedding.weight.data.copy_(ours.embedding.weight.data)
     assert torch.allclose(ours(data.graph), ref(data.graph), atol=1e-6)
     with pytest.raises(ValueError, match="hop sampling does not apply"):
-        build_rec_model(resolve_rec_config("lightgcn", None, ["train.hop_sampling.enabled=true"]), data, "pyg_lightgcn")
+        build_row_model(ModelRow("pyg_lightgcn", "lightgcn", reference="pyg_lightgcn"),
+                        resolve_rec_config("lightgcn", None, ["train.hop_sampling.enabled=true"]), data)
 
 
 def test_negative_sampler_excludes_positives_and_follows_popularity():
@@ -136,5 +135,7 @@ def test_sgc_is_refused_for_learnable_inputs(inter):
 def test_pyg_reference_lightgcn_trains(inter):
     data = inter.split(seed=0)
     cfg = resolve_rec_config("lightgcn", None, ["train.epochs=2", "train.batch_size=512"])
-    _, res = run_rec(data, cfg, seed=0, reference="pyg_lightgcn")
+    from graphrec.tasks.link import fit_link
+
+    res = fit_link(data, build_row_model(ModelRow("pyg_lightgcn", "lightgcn", reference="pyg_lightgcn"), cfg, data), cfg)
     assert res.epochs == 2 and res.test["recall@20"] > 0

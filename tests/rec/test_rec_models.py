@@ -15,7 +15,7 @@ def _graph(n=30, e=90, seed=0):
 
 
 def test_registered_with_the_k_step_contract():
-    assert MODELS["lightgcn"].propagation and not MODELS["mf"].propagation
+    assert MODELS["lightgcn"].supports_steps and not MODELS["mf"].supports_steps
     assert build_model("lightgcn", 8, 8).num_steps == 3
     with pytest.raises(ValueError, match="model.K"):
         build_model("lightgcn", 8, 8, K=0)

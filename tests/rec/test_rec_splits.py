@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from graphrec.tasks.splits import (
+from graphrec.data.splits import (
     EdgeSplit,
     dedup_pairs,
     drop_cold,

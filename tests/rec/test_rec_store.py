@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from graphrec.cli import app
 from graphrec.store import GraphStore, LogSchema, ingest, synth
 from graphrec.config.rec import RecDataConfig
-from graphrec.tasks.rec_data import Interactions
+from graphrec.data.interactions import Interactions
 
 runner = CliRunner()
 
@@ -83,9 +83,9 @@ def test_bench_rec_fails_fast_on_bad_input(store):
     res = runner.invoke(app, ["bench", "rec", "--dataset", str(store), "--models", "mf", "--set", "train.lrr=1"])
     assert res.exit_code == 2 and "train.lrr" in res.output
     res = runner.invoke(app, ["bench", "rec", "--models", "mf+hop"])
-    assert res.exit_code == 2 and "not a propagation model" in res.output
+    assert res.exit_code == 2 and "has no K propagation steps" in res.output
     res = runner.invoke(app, ["bench", "rec", "--dataset", "nowhere", "--models", "mf", "--quiet"])
-    assert res.exit_code == 2 and "neither a known dataset" in res.output
+    assert res.exit_code == 2 and "neither a known recommendation dataset" in res.output
 
 
 def _ml100k() -> Path:
@@ -98,14 +98,12 @@ def _ml100k() -> Path:
 
 def test_movielens_split_sizes_match_recbole():
     _ml100k()
-    from graphrec.data import load_movielens_100k
+    from graphrec.data import load_dataset
 
-    ev = load_movielens_100k().events
-    inter = Interactions(ev["user_id"].to_numpy() - 1, ev["item_id"].to_numpy() - 1,
-                         ev["timestamp"].dt.epoch("s").to_numpy(), 943, 1682)  # fmt: skip
+    inter = load_dataset("ml-100k")
     data = inter.split(seed=0)
     # RecBole: per user floor(0.1 n) validation and test pairs
-    n = np.bincount(ev["user_id"].to_numpy() - 1)
+    n = np.bincount(inter.user)
     assert data.split.valid.size(1) == data.split.test.size(1) == int(np.floor(0.1 * n).sum())
     assert data.train.size(1) + 2 * data.split.valid.size(1) == 100_000
     loo = inter.split(RecDataConfig(split="loo"), seed=0)

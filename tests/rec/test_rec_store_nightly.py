@@ -6,7 +6,7 @@ import pytest
 
 from graphrec.store import GraphStore, LogSchema, build, ingest, synth
 from graphrec.config.rec import RecDataConfig
-from graphrec.tasks.rec_data import Interactions
+from graphrec.data.interactions import Interactions
 
 SIZES = {"users": 120, "items": 80, "ads": 20}
 

@@ -10,7 +10,9 @@ from graphrec.models import MODELS, build_model
 from graphrec.models.bipartite import BipartiteRecommender
 from graphrec.models.lightgcn import LightGCNPropagation
 from graphrec.models.xsimgcl import info_nce, uniform_noise
-from graphrec.tasks.link_prediction import _batch_loss, build_rec_model, compute_embeddings, run_rec
+from graphrec.tasks.link import build_rec_model
+
+from conftest import run_rec
 from graphrec.config.rec import resolve_rec_config
 
 
@@ -21,7 +23,7 @@ def _graph(n=30, e=90, seed=0):
 
 
 def test_registered_with_validated_parameters():
-    assert "xsimgcl" in MODELS and not MODELS["xsimgcl"].propagation
+    assert "xsimgcl" in MODELS and not MODELS["xsimgcl"].supports_steps
     m = build_model("xsimgcl", 8, 8)
     assert (m.num_layers, m.eps, m.cl_weight, m.tau, m.cl_layer) == (2, 0.2, 0.2, 0.2, 1)
     assert not list(m.parameters())  # no weights on ID embeddings
@@ -118,7 +120,7 @@ def test_trainer_adds_the_contrastive_loss_and_other_models_keep_theirs(inter):
         model = build_rec_model(cfg, data).train()
         torch.manual_seed(1)  # the same noise for both
         out = model(data.graph)
-        losses[w] = _batch_loss(model, out, u, i, j, None, cfg).item()
+        losses[w] = model.loss(out, u, i, j).item()
     final, view = model.backbone._views
     uu, ii = torch.unique(u), torch.unique(i)
     cl = 0.3 * (info_nce(final[uu], view[uu], 0.2) + info_nce(final[ii], view[ii], 0.2)).item()
@@ -137,5 +139,5 @@ def test_xsimgcl_fits_end_to_end(inter, sampler):
                                                "train.batch_size=256", "model.cl_weight=0.01"] + sampler)  # fmt: skip
     model, res = run_rec(data, cfg, seed=0)
     assert np.isfinite(res.history[-1]["loss"]) and res.test["recall@20"] > 0.2
-    users, items = compute_embeddings(model, data)
+    users, items = model.embeddings(data.graph)
     assert users.shape == (data.num_users, 64) and torch.isfinite(items).all()

@@ -73,7 +73,7 @@ def test_catalogue_smaller_than_k_and_warm_cache(exported):
 def test_export_layout_and_atomic_overwrite(exported, tmp_path):
     path, U, V, *_ = exported
     card = json.loads((path / "card.json").read_text())
-    assert card["format"] == "graphrec-recommender/1" and card["target"] == "item" and card["model"] == "test"
+    assert card["format"] == "graphrec-recommender/2" and card["target"] == "item" and card["model"] == "test"
     users = pl.read_parquet(path / "embeddings" / "user.parquet")
     assert users.columns == ["external_id", "id", "embedding"] and users["external_id"][0] == 100
     assert np.allclose(np.stack(users["embedding"].to_list()), U, atol=1e-6)

@@ -15,15 +15,18 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from graphrec.bench import environment
+from graphrec.bench.report import write_results as _write_rows
 from graphrec.config.rec import RecConfig, resolve_rec_config
-from graphrec.models import get_spec
-from graphrec.tasks.link_prediction import RecFitResult, run_rec
-from graphrec.tasks.rec_data import Interactions, RecData, load_interactions
-from graphrec.utils.io import atomic_write_json
+from graphrec.data.catalog import get_dataset, is_dataset
+from graphrec.data.interactions import Interactions, RecData, load_interactions
+from graphrec.models import BipartiteRecommender, get_spec
+from graphrec.serving import export_model
+from graphrec.tasks.link import build_rec_model, fit_link
+from graphrec.tasks.trainer import FitResult
+from graphrec.utils.console import progress_bar
+from graphrec.utils.seed import seed_everything
 
 HOP_SUFFIX = "+hop"
 #: Rows of the benchmark that are not registry models: name -> the registry model whose config they use.
@@ -53,10 +56,10 @@ def parse_models(models: list[str], hop_both: bool = False) -> list[ModelRow]:
             rows.append(ModelRow(base, REFERENCE_MODELS[base], reference=base))
             continue
         spec = get_spec(base)
-        if hop and not spec.propagation:
-            raise ValueError(f"{base!r} is not a propagation model, so {raw!r} has no hop sampling to apply")
+        if hop and not spec.supports_steps:
+            raise ValueError(f"{base!r} has no K propagation steps, so {raw!r} has no hop sampling to apply")
         rows.append(ModelRow(name, base, hop_sampling=hop))
-        if hop_both and not hop and spec.propagation:
+        if hop_both and not hop and spec.supports_steps:
             rows.append(ModelRow(base + HOP_SUFFIX, base, hop_sampling=True))
     seen: set[str] = set()
     out = []
@@ -78,7 +81,7 @@ class RecBenchRun:
     model: str
     hop_sampling: bool
     config: dict
-    fits: list[RecFitResult] = field(default_factory=list)
+    fits: list[FitResult] = field(default_factory=list)
     seeds: list[int] = field(default_factory=list)
 
 
@@ -102,10 +105,7 @@ def run_rec_benchmark(
     inter = interactions or load_interactions(dataset, first.data)
     splits: dict[tuple[str, int], RecData] = {}
     runs: list[RecBenchRun] = []
-    with Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        TextColumn("{task.fields[info]}"), console=console, disable=not show_progress, transient=True,
-    ) as bar:  # fmt: skip
+    with progress_bar(console, disable=not show_progress) as bar:
         total = bar.add_task("runs", total=len(models) * seeds, info="")
         epochs = bar.add_task("epochs", total=1, info="")
         for row in models:
@@ -127,13 +127,12 @@ def run_rec_benchmark(
                     val = f"valid {_stop} {info['valid']:.4f}" if "valid" in info else ""
                     _bar.update(_task, completed=epoch, info=f"loss {info['loss']:.4f} {val}")
 
-                model, fit = run_rec(data, cfg, s, tick, row.reference)
+                seed_everything(s)
+                model = build_row_model(row, cfg, data)
+                fit = fit_link(data, model, cfg, progress=tick, keep_state=False)
                 if export_dir is not None and s == seed_start:
-                    from graphrec.serving import export_model
-
                     export_model(model, data, Path(export_dir) / row.name, config=cfg.model_dump(),
                                  metrics={"valid": fit.valid, "test": fit.test, "seed": s}, overwrite=True)  # fmt: skip
-                fit.state_dict = None
                 run.fits.append(fit)
                 run.seeds.append(s)
                 bar.advance(total)
@@ -142,9 +141,22 @@ def run_rec_benchmark(
 
 
 def _dataset_key(dataset: str | Path) -> str | None:
-    from graphrec.tasks.rec_data import DATASETS
+    """The catalog name of ``dataset``, or None for a store folder."""
+    return get_dataset(str(dataset)).name if is_dataset(str(dataset)) else None
 
-    return str(dataset).lower() if str(dataset).lower() in DATASETS else None
+
+def build_row_model(row: ModelRow, cfg: RecConfig, data: RecData) -> BipartiteRecommender:
+    """The model of a benchmark row: the configured backbone, or a reference implementation."""
+    if row.reference is None:
+        return build_rec_model(cfg, data)
+    if row.reference != "pyg_lightgcn":
+        raise ValueError(f"unknown reference model {row.reference!r}; known: {', '.join(REFERENCE_MODELS)}")
+    if cfg.train.hop_sampling.enabled:
+        raise ValueError("hop sampling does not apply to the PyG reference LightGCN")
+    from graphrec.models.reference import PyGLightGCN
+
+    t = cfg.train
+    return PyGLightGCN(data.num_users, data.num_items, t.embedding_dim, cfg.model_params.get("K", 3), t.init, t.init_std)
 
 
 def summarize(runs: list[RecBenchRun]) -> list[dict[str, Any]]:
@@ -199,5 +211,4 @@ def results_table(rows: list[dict], metrics=("recall", "ndcg", "mrr", "hit"), ks
 
 
 def write_results(path: str | Path, rows: list[dict], command: str | None = None) -> None:
-    env = environment()
-    atomic_write_json(path, [r | {"environment": env, "command": command} for r in rows])
+    _write_rows(path, rows, command)

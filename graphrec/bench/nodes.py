@@ -2,37 +2,24 @@
 
 from __future__ import annotations
 
-import json
-import platform
 import statistics
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import torch
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from torch import nn
 
-from graphrec.config import ExperimentConfig, resolve_config
+from graphrec.bench.report import write_results as _write_rows
+from graphrec.config import NodeConfig, resolve_config
 from graphrec.data import label_rate_split, load_node_dataset
 from graphrec.data.ppi import InductiveDataset
-from graphrec.models import build_model, get_spec
-from graphrec.nn.hop_sampling import HopSampling
-from graphrec.tasks.node_classification import FitResult, fit, seed_everything
-from graphrec.utils.io import atomic_write_json
+from graphrec.tasks.node import build_backbone, fit_node, num_classes
+from graphrec.tasks.trainer import FitResult
+from graphrec.utils.console import progress_bar
+from graphrec.utils.seed import seed_everything
 
-
-def build_backbone(cfg: ExperimentConfig, in_channels: int, out_channels: int) -> nn.Module:
-    """The configured backbone, wrapped in :class:`HopSampling` when enabled."""
-    model = build_model(cfg.model_name, in_channels, out_channels, **cfg.model_params)
-    hs = cfg.train.hop_sampling
-    if hs.enabled:
-        if not get_spec(cfg.model_name).propagation:
-            raise ValueError(f"hop sampling needs a propagation model; {cfg.model_name!r} is not one")
-        model = HopSampling(model, hs.distribution, hs.granularity, hs.min_steps, hs.decay)
-    return model
+__all__ = ["BenchResult", "build_backbone", "results_table", "run_node_benchmark", "run_one", "write_results"]
 
 
 @dataclass
@@ -43,7 +30,7 @@ class BenchResult:
     mean: float
     std: float
     seeds: int
-    ms_per_epoch: float
+    s_per_epoch: float  # mean wall time of a training epoch
     seconds: float  # total wall time over all seeds
     epochs_mean: float
     values: list[float]
@@ -54,21 +41,16 @@ class BenchResult:
     config: dict = field(default_factory=dict)
 
 
-def _dims(data) -> tuple[int, int]:
-    if isinstance(data, InductiveDataset):
-        return data.num_features, data.num_classes
-    return data.num_features, int(getattr(data, "num_classes", int(data.y.max()) + 1))
-
-
-def run_one(data, cfg: ExperimentConfig, seed: int, progress=None, model_factory: Callable | None = None) -> FitResult:
+def run_one(data, cfg: NodeConfig, seed: int, progress=None, model_factory: Callable | None = None) -> FitResult:
+    """Seed everything, draw the label-rate split (``data.label_rate``), build the model, fit it."""
     seed_everything(seed)
     if cfg.data.label_rate is not None:
         if isinstance(data, InductiveDataset):
             raise ValueError("label rates apply to transductive datasets only")
         data = label_rate_split(data, cfg.data.label_rate, seed)
-    in_dim, out_dim = _dims(data)
+    in_dim, out_dim = data.num_features, num_classes(data)
     model = model_factory(in_dim, out_dim) if model_factory else build_backbone(cfg, in_dim, out_dim)
-    return fit(data, model, cfg.train, progress=progress)
+    return fit_node(data, model, cfg.train, progress=progress)
 
 
 def run_node_benchmark(
@@ -94,10 +76,7 @@ def run_node_benchmark(
         overrides.append(f"data.label_rate={label_rate}")
     plan = [(m, m, None) for m in models] + [(name, cfg_name, f) for name, (cfg_name, f) in (extra or {}).items()]
     results: list[BenchResult] = []
-    with Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        TextColumn("{task.fields[info]}"), console=console, disable=not show_progress, transient=True,
-    ) as bar:  # fmt: skip
+    with progress_bar(console, disable=not show_progress) as bar:
         total = bar.add_task("runs", total=len(datasets) * len(plan) * seeds, info="")
         epochs = bar.add_task("epochs", total=1, info="")
         for ds_name in datasets:
@@ -110,11 +89,12 @@ def run_node_benchmark(
                     bar.reset(epochs, total=cfg.train.epochs)
 
                     def tick(epoch, n, info, _bar=bar, _task=epochs):
-                        _bar.update(_task, completed=epoch, info=f"val {info['val']:.3f}")
+                        val = f"valid {info['valid']:.3f}" if "valid" in info else ""
+                        _bar.update(_task, completed=epoch, info=val)
 
                     fits.append(run_one(data, cfg, seed_start + i, tick, factory))
                     bar.advance(total)
-                vals = [f.test for f in fits]
+                vals = [f.test_score for f in fits]
                 results.append(
                     BenchResult(
                         dataset=ds_name,
@@ -123,13 +103,13 @@ def run_node_benchmark(
                         mean=statistics.fmean(vals),
                         std=statistics.stdev(vals) if len(vals) > 1 else 0.0,
                         seeds=seeds,
-                        ms_per_epoch=statistics.fmean(f.ms_per_epoch for f in fits),
+                        s_per_epoch=statistics.fmean(f.s_per_epoch for f in fits),
                         seconds=sum(f.seconds for f in fits),
                         epochs_mean=statistics.fmean(f.epochs for f in fits),
                         values=vals,
                         label_rate=cfg.data.label_rate,
-                        val_mean=statistics.fmean(f.val for f in fits),
-                        val_values=[f.val for f in fits],
+                        val_mean=statistics.fmean(f.valid_score for f in fits),
+                        val_values=[f.valid_score for f in fits],
                         hop_sampling=cfg.train.hop_sampling.enabled,
                         config=cfg.model_dump(),
                     )
@@ -139,7 +119,7 @@ def run_node_benchmark(
                 console.log(
                     f"{ds_name} {row_name}{' +hop' if r.hop_sampling else ''}: {r.metric} "
                     f"{scale * r.mean:.2f} ± {scale * r.std:.2f} over {seeds} seeds "
-                    f"(validation {scale * r.val_mean:.2f}), {r.ms_per_epoch:.1f} ms/epoch"
+                    f"(validation {scale * r.val_mean:.2f}), {1000 * r.s_per_epoch:.1f} ms/epoch"
                 )
     return results
 
@@ -153,26 +133,11 @@ def results_table(results: list[BenchResult], title: str = "Node classification 
         fmt = "{:.1f} ± {:.1f}" if scale == 100 else "{:.3f} ± {:.3f}"
         table.add_row(
             r.dataset, r.model + (" +hop" if r.hop_sampling else ""), r.metric,
-            fmt.format(scale * r.mean, scale * r.std), str(r.seeds), f"{r.ms_per_epoch:.1f}",
+            fmt.format(scale * r.mean, scale * r.std), str(r.seeds), f"{1000 * r.s_per_epoch:.1f}",
             f"{r.epochs_mean:.0f}", f"{r.seconds:.1f}",
         )  # fmt: skip
     return table
 
 
-def environment() -> dict:
-    return {
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "python": platform.python_version(),
-        "machine": platform.machine(),
-        "processor": platform.processor() or platform.machine(),
-    }
-
-
 def write_results(path: str | Path, results: list[BenchResult], command: str | None = None) -> None:
-    rows = [asdict(r) | {"environment": environment(), "command": command} for r in results]
-    atomic_write_json(path, rows)
-
-
-def load_results(path: str | Path) -> list[dict]:
-    return json.loads(Path(path).read_text())
+    _write_rows(path, [asdict(r) for r in results], command)

@@ -8,7 +8,6 @@ message-passing graph of :class:`RecData` is built from the training pairs only.
 
 from __future__ import annotations
 
-import fcntl
 import os
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -20,8 +19,11 @@ import torch
 from torch import Tensor
 
 from graphrec.config.rec import RecDataConfig
+from graphrec.data.catalog import get_dataset, is_dataset, rec_dataset_names
+from graphrec.data.root import cache_dir
+from graphrec.data.splits import EdgeSplit, drop_cold, leave_one_out, random_split, time_split
 from graphrec.metrics import CSR
-from graphrec.tasks.splits import EdgeSplit, drop_cold, leave_one_out, random_split, time_split
+from graphrec.utils.io import exclusive_lock
 
 USER = "user"
 Features = tuple[Tensor | None, Tensor | None]  # (numeric x, categorical x_cat)
@@ -207,41 +209,48 @@ def _features(node_store) -> Features | None:
     return (x.float() if x is not None else None, x_cat.long() if x_cat is not None else None)
 
 
-# ---------------------------------------------------------------------------- datasets
-DATASETS = {"ml-100k": "MovieLens-100k (GroupLens): 943 users, 1682 items, 100k ratings as implicit feedback"}
-
-
+# ---------------------------------------------------------------------------- named datasets
 def dataset_store(name: str) -> Path:
-    """A graph store holding the public dataset ``name``, ingested once into the cache."""
-    from graphrec.data import cache_dir
-    from graphrec.data.movielens import movielens_100k_dir
-    from graphrec.store import GraphStore, ingest_movielens_100k
+    """A graph store holding the public recommendation dataset ``name``, ingested once into the cache.
 
-    key = name.lower()
-    if key not in DATASETS:
-        raise ValueError(f"unknown recommendation dataset {name!r}; known: {sorted(DATASETS)} (or pass a store path)")
-    root = Path(cache_dir()) / "stores" / key
+    Raises:
+        ValueError: ``name`` is not a recommendation dataset of the catalog.
+        DatasetNotAvailableError: its files are missing and cannot be downloaded.
+    """
+    from graphrec.store import GraphStore
+
+    info = get_dataset(name)
+    if info.ingest is None:
+        raise ValueError(f"{info.name!r} is a {info.task} dataset, not a recommendation one; "
+                         f"recommendation datasets: {', '.join(rec_dataset_names())}")  # fmt: skip
+    root = Path(cache_dir()) / "stores" / info.name.lower()
     if GraphStore.exists(root) and GraphStore(root).version >= 1:
         return root
     root.parent.mkdir(parents=True, exist_ok=True)
-    with open(root.parent / f".{key}.lock", "w") as lock:  # concurrent first uses wait for one ingest
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    # concurrent first uses wait for one ingest
+    with exclusive_lock(root.parent / f".{info.name.lower()}.lock", wait=3600, dataset=info.name):
         if not (GraphStore.exists(root) and GraphStore(root).version >= 1):
-            ingest_movielens_100k(root, movielens_100k_dir(), echo=False)
+            info.ingest(root)
     return root
 
 
 def load_interactions(dataset: str | os.PathLike, cfg: RecDataConfig | None = None) -> Interactions:
-    """Interactions of a named dataset (``ml-100k``) or of a graph-store folder."""
+    """Interactions of a named recommendation dataset (``graphrec datasets``) or of a graph-store folder.
+
+    Raises:
+        ValueError: ``dataset`` is neither a known dataset nor a store folder.
+        DatasetNotAvailableError: a named dataset's files are missing and cannot be downloaded.
+    """
     from graphrec.store import GraphStore
 
-    if isinstance(dataset, str) and dataset.lower() in DATASETS:
+    if isinstance(dataset, str) and is_dataset(dataset):
         inter = Interactions.from_store(dataset_store(dataset), cfg)
-        inter.info["dataset"] = dataset.lower()
+        inter.info["dataset"] = get_dataset(dataset).name
         return inter
     path = Path(dataset)
     if not GraphStore.exists(path):
-        raise ValueError(f"{dataset!r} is neither a known dataset ({sorted(DATASETS)}) nor a graph store folder")
+        raise ValueError(f"{str(dataset)!r} is neither a known recommendation dataset "
+                         f"({', '.join(rec_dataset_names())}) nor a graph store folder")  # fmt: skip
     inter = Interactions.from_store(path, cfg)
     inter.info["dataset"] = str(path)
     return inter

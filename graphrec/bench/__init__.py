@@ -1,0 +1,32 @@
+"""Benchmarks on public data: node classification (:mod:`.nodes`), recommendation (:mod:`.rec`),
+accuracy against depth (:mod:`.depth`), and what every run writes (:mod:`.report`).
+
+``graphrec.bench.build_backbone`` is the model factory's old home (before 0.2), kept for one
+release: use :func:`graphrec.tasks.node.build_backbone`. Names are imported on first use.
+"""
+
+from importlib import import_module
+
+_EXPORTS = {
+    "BenchResult": "nodes",
+    "results_table": "nodes",
+    "run_node_benchmark": "nodes",
+    "run_one": "nodes",
+    "write_results": "nodes",
+    "build_backbone": "nodes",
+    "parse_models": "rec",
+    "run_rec_benchmark": "rec",
+    "summarize": "rec",
+    "DepthPoint": "depth",
+    "depth_study": "depth",
+    "environment": "report",
+    "load_results": "report",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(import_module(f"graphrec.bench.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module 'graphrec.bench' has no attribute {name!r}")

@@ -1,0 +1,63 @@
+"""``graphrec train CONFIG``: train any task from a run config and write its model."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from graphrec.utils.console import err, fail, out
+
+app = typer.Typer(no_args_is_help=True)
+
+
+@app.command("train")
+def train_cmd(
+    config: Annotated[str, typer.Argument(help="run config YAML (task, dataset, model, train, ...; see docs/quickstart.md)")],
+    set_: Annotated[list[str] | None, typer.Option("--set", help="override a key, e.g. train.lr=0.01 or seed=1")] = None,
+    out_dir: Annotated[str | None, typer.Option("--out", help="where the model goes (default: the config's out)")] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda or cuda:N (train.device)")] = None,
+    resume: Annotated[bool, typer.Option(help="continue an interrupted run of the same config from its checkpoint")] = True,
+    threads: Annotated[int | None, typer.Option(min=1, help="torch CPU threads")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the metrics as JSON")] = False,
+    quiet: Annotated[bool, typer.Option(help="no progress bar")] = False,
+) -> None:
+    """Train a model on a dataset or on your own graph store; a recommendation model is written
+    as a folder that `graphrec recommend --model DIR` serves."""
+    from graphrec.config import ConfigError
+    from graphrec.data import DatasetNotAvailableError
+    from graphrec.store import StoreError
+    from graphrec.tasks.run import train
+
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+    overrides = list(set_ or []) + ([f"train.device={device}"] if device else [])
+    try:
+        res = train(config, overrides, out=out_dir, progress=not quiet, resume=resume)
+    except ConfigError as exc:
+        fail(str(exc))
+    except (ValueError, DatasetNotAvailableError, StoreError) as exc:
+        fail(str(exc), 1)
+    fit = res.fit
+    if as_json:
+        typer.echo(json.dumps({"valid": fit.valid, "test": fit.test, "best_epoch": fit.best_epoch, "epochs": fit.epochs,
+                               "s_per_epoch": fit.s_per_epoch, "seconds": fit.seconds,
+                               "out": str(res.out) if res.out else None}))  # fmt: skip
+        return
+    table = Table(title=f"{res.config.model_name} on {res.spec.dataset} (seed {res.spec.seed}): "
+                        f"epoch {fit.best_epoch} of {fit.epochs}, {fit.seconds:.1f} s")  # fmt: skip
+    for col in ("metric", "valid", "test"):
+        table.add_column(col, justify="left" if col == "metric" else "right")
+    for name in sorted(set(fit.valid) | set(fit.test), key=lambda k: (k != fit.metric, k)):
+        if name == "users":
+            continue
+        cell = lambda d, k=name: f"{d[k]:.4f}" if k in d else ""  # noqa: E731
+        table.add_row(name, cell(fit.valid), cell(fit.test))
+    out.print(table)
+    if res.out is not None:
+        serve = f"; serve it with: graphrec recommend --model {res.out} --user USER" if res.spec.task == "rec" else ""
+        err.print(f"wrote {res.out}{serve}")

@@ -1,0 +1,245 @@
+"""Any task from one config: :func:`train` and :func:`evaluate`, behind ``graphrec train`` and ``import graphrec``.
+
+A run config is a task config (the sections of ``graphrec config MODEL --task node|rec``)
+plus four run keys::
+
+    task: rec                 # rec (recommendation) or node (node classification)
+    dataset: ml-100k          # a dataset of `graphrec datasets`, or a graph-store folder (rec)
+    seed: 0                   # seeds the split, the initialisation and the training
+    out: runs/lightgcn        # where the trained model goes (rec: a model folder for `graphrec recommend`)
+    model: {name: lightgcn, K: 3}
+    train: {epochs: 100, lr: 0.002}
+
+Layers, later wins: the model's preset for the task -> its section for ``dataset`` -> the
+run config file -> ``--set key=value`` (run keys included, e.g. ``seed=1``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+import yaml
+from pydantic import Field
+from torch import nn
+
+from graphrec.config import (
+    ConfigError,
+    Layers,
+    NodeConfig,
+    RecConfig,
+    Strict,
+    resolve_rec_config,
+    validate,
+)
+from graphrec.config.presets import resolve_task_config
+from graphrec.tasks.trainer import FitResult, ProgressFn
+from graphrec.utils.io import atomic_open, atomic_write_json, atomic_write_text
+from graphrec.utils.seed import seed_everything
+
+RUN_KEYS = ("task", "dataset", "seed", "out")
+TASK_SECTIONS = {"node": ("model", "train", "data"), "rec": ("model", "train", "data", "eval")}
+
+
+class RunSpec(Strict):
+    """The run keys of a run config."""
+
+    task: Literal["node", "rec"] = Field(description="node (node classification) or rec (recommendation)")
+    dataset: str = Field(description="a dataset of `graphrec datasets`, or a graph-store folder (rec)")
+    seed: int = Field(0, description="seeds the split, the initialisation and the training")
+    out: str | None = Field(None, description="where the trained model goes (rec: a servable model folder)")
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns."""
+
+    spec: RunSpec
+    config: NodeConfig | RecConfig
+    fit: FitResult  # metrics (``fit.valid``, ``fit.test``), epochs, seconds
+    model: nn.Module  # the trained model, with the selected weights
+    data: Any  # the split it was trained on (RecData) or the node dataset
+    out: Path | None  # the model folder written, if any
+
+
+def load_run_config(config: str | os.PathLike | dict, overrides: list[str] | None = None) -> tuple[RunSpec, NodeConfig | RecConfig]:
+    """Read a run config (a YAML path or a mapping) and resolve its task config.
+
+    Raises:
+        ConfigError: a bad file, unknown key or value; the message names the key and its source.
+    """
+    stack = Layers()
+    if isinstance(config, dict):
+        stack.add("config mapping", config)
+    else:
+        stack.add_file(config, "run config")
+    stack.add_overrides(overrides, [*RUN_KEYS, *TASK_SECTIONS["rec"]])
+    raw = stack.merged()
+    spec = validate(RunSpec, {k: raw[k] for k in RUN_KEYS if k in raw}, stack)
+    sections = TASK_SECTIONS[spec.task]
+    extra = sorted(set(raw) - set(RUN_KEYS) - set(sections))
+    if extra:
+        raise ConfigError("; ".join(f"unknown config key {k!r} (from {stack.source_of([k])}) for task {spec.task!r}: "
+                                    f"keys are {[*RUN_KEYS, *sections]}" for k in extra))  # fmt: skip
+    model = (raw.get("model") or {}).get("name")
+    if not model:
+        raise ConfigError(f"the run config names no model (model.name), from {stack.layers[0][0] if stack.layers else '?'}")
+    task_layers = [(src, {k: v for k, v in m.items() if k in sections}) for src, m in stack.layers]
+    if spec.task == "rec":
+        return spec, resolve_rec_config(str(model), _catalog_name(spec.dataset), layers=task_layers)
+    return spec, resolve_task_config(NodeConfig, "node", str(model), spec.dataset, layers=task_layers)
+
+
+def _catalog_name(dataset: str) -> str | None:
+    from graphrec.data.catalog import get_dataset, is_dataset
+
+    return get_dataset(dataset).name if is_dataset(dataset) else None
+
+
+def _digest(spec: RunSpec, cfg: NodeConfig | RecConfig) -> str:
+    text = json.dumps({"run": spec.model_dump(mode="json"), "config": cfg.model_dump(mode="json")}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def train(config: str | os.PathLike | dict, overrides: list[str] | None = None, *, out: str | os.PathLike | None = None,
+          progress: bool | ProgressFn | None = True, resume: bool = True, checkpoint_every: int = 1) -> TrainResult:  # fmt: skip
+    """Train any task from a run config (see the module docstring) and write its model.
+
+    Args:
+        config: a YAML path or a mapping.
+        overrides: ``key=value`` strings layered last (``train.lr=0.01``, ``seed=1``).
+        out: where the model goes (overrides the config's ``out``). ``rec``: a model folder
+            (card, embeddings, index, weights) that ``graphrec recommend`` serves; ``node``: the
+            weights, the resolved config and the metrics.
+        progress: a rich bar (``True``), a callback ``(epoch, total, info)``, or None.
+        resume: continue from the checkpoint that an interrupted run with the same config left
+            beside ``out`` (``.<out name>.ckpt.pt``); the result equals an uninterrupted run.
+        checkpoint_every: epochs between checkpoints (only with ``out``).
+
+    Raises:
+        ConfigError: a bad config. DatasetNotAvailableError: missing data files.
+        ValueError: a config the task cannot run (empty validation part with ``select: best``...).
+    """
+    spec, cfg = load_run_config(config, overrides)
+    if out is not None:
+        spec = spec.model_copy(update={"out": str(out)})
+    dest = Path(spec.out) if spec.out else None
+    ckpt = dest.with_name(f".{dest.name}.ckpt.pt") if dest is not None else None
+    digest = _digest(spec, cfg)
+    state = None
+    if ckpt is not None and ckpt.is_file() and resume:
+        state = torch.load(ckpt, map_location="cpu", weights_only=True)
+        if state.get("run_digest") != digest:
+            raise ValueError(f"{ckpt} was left by a run with another config; delete it, or rerun that config")
+    options: dict[str, Any] = {"progress": progress, "resume": state, "checkpoint_every": checkpoint_every}
+    if ckpt is not None:
+        options["checkpoint"] = lambda s: _save(ckpt, {**s, "run_digest": digest})
+    if spec.task == "rec":
+        result = _train_rec(spec, cfg, options)
+    else:
+        result = _train_node(spec, cfg, options)
+    if ckpt is not None:
+        ckpt.unlink(missing_ok=True)
+    return result
+
+
+def _save(path: Path, state: dict) -> None:
+    with atomic_open(path, "wb") as fh:
+        torch.save(state, fh)
+
+
+def _train_rec(spec: RunSpec, cfg: RecConfig, options: dict) -> TrainResult:
+    from graphrec.data.interactions import load_interactions
+    from graphrec.serving.export import export_model
+    from graphrec.tasks.link import build_rec_model, fit_link
+
+    data = load_interactions(spec.dataset, cfg.data).split(cfg.data, spec.seed)
+    seed_everything(spec.seed)
+    model = build_rec_model(cfg, data)
+    fit = fit_link(data, model, cfg, keep_state=False, **options)
+    dest = None
+    if spec.out:
+        dest = export_model(model, data, spec.out, config=cfg.model_dump(mode="json"), overwrite=True,
+                            metrics={"valid": fit.valid, "test": fit.test, "seed": spec.seed, "best_epoch": fit.best_epoch,
+                                     "epochs": fit.epochs, "dataset": spec.dataset})  # fmt: skip
+    return TrainResult(spec, cfg, fit, model, data, dest)
+
+
+def _train_node(spec: RunSpec, cfg: NodeConfig, options: dict) -> TrainResult:
+    from graphrec.data.catalog import load_node_dataset
+    from graphrec.data.planetoid import label_rate_split
+    from graphrec.tasks.node import build_backbone, fit_node, num_classes
+
+    data = load_node_dataset(spec.dataset)
+    seed_everything(spec.seed)
+    if cfg.data.label_rate is not None:
+        data = label_rate_split(data, cfg.data.label_rate, spec.seed)
+    model = build_backbone(cfg, data.num_features, num_classes(data))
+    fit = fit_node(data, model, cfg.train, **options)
+    dest = None
+    if spec.out:
+        dest = Path(spec.out)
+        dest.mkdir(parents=True, exist_ok=True)
+        with atomic_open(dest / "model.pt", "wb") as fh:
+            torch.save(model.state_dict(), fh)
+        atomic_write_text(dest / "config.yaml", yaml.safe_dump({**spec.model_dump(mode="json"),
+                                                                **cfg.model_dump(mode="json")}, sort_keys=False))  # fmt: skip
+        atomic_write_json(dest / "metrics.json", {"valid": fit.valid, "test": fit.test, "best_epoch": fit.best_epoch,
+                                                  "epochs": fit.epochs, "s_per_epoch": fit.s_per_epoch})  # fmt: skip
+    return TrainResult(spec, cfg, fit, model, data, dest)
+
+
+def evaluate(model: nn.Module | str | os.PathLike, data: Any, part: str = "test", **options: Any) -> dict[str, float]:
+    """Metrics of a trained model on ``part`` (``valid`` or ``test``) of ``data``.
+
+    * recommendation: ``data`` a :class:`~graphrec.data.RecData`; ``model`` a
+      :class:`~graphrec.models.BipartiteRecommender` or a model folder (rebuilt from its card's
+      config and weights); full-ranking metrics (``ks``, ``metrics``, ``chunk_size`` options).
+    * node classification: ``data`` a ``Data`` with masks or an ``InductiveDataset``; accuracy
+      (micro-F1 when multi-label) and loss (``normalize_features`` option, default True).
+
+    Raises:
+        ValueError: an unknown part, or a model folder that does not fit ``data``.
+    """
+    from graphrec.data.interactions import RecData
+
+    if isinstance(data, RecData):
+        from graphrec.tasks.link import evaluate as evaluate_rec
+
+        if not isinstance(model, nn.Module):
+            model = load_rec_model(model, data)
+        return evaluate_rec(model, data, part, **options)
+    from graphrec.config.node import TrainConfig
+    from graphrec.tasks.node import NodeTask
+
+    if part not in ("valid", "test"):
+        raise ValueError(f"part must be 'valid' or 'test', got {part!r}")
+    task = NodeTask(data, TrainConfig(normalize_features=options.get("normalize_features", True)))
+    return task.evaluate(model, part)  # type: ignore[arg-type]
+
+
+def load_rec_model(folder: str | os.PathLike, data: Any) -> nn.Module:
+    """The recommender of a model folder, rebuilt on ``data`` from its card's config and weights.
+
+    Raises:
+        ValueError: the folder holds no config, or its shapes do not fit ``data``.
+    """
+    from graphrec.serving.format import ModelFolder
+    from graphrec.tasks.link import build_rec_model
+
+    m = ModelFolder(folder)
+    if not m.card.get("config"):
+        raise ValueError(f"{m.path} holds no training config in its card; it cannot be rebuilt as a model")
+    cfg = RecConfig.model_validate(m.card["config"])
+    model = build_rec_model(cfg, data)
+    try:
+        model.load_state_dict(m.state_dict())
+    except RuntimeError as exc:
+        raise ValueError(f"the model at {m.path} does not fit this data ({data.num_users} users, "
+                         f"{data.num_items} items): {str(exc).splitlines()[0]}") from None  # fmt: skip
+    return model

@@ -1,0 +1,378 @@
+"""The one training loop, for every task.
+
+A :class:`Task` says what a problem is: its batches, the loss of a batch, and how a model
+is evaluated on a part (``valid``, ``test``). The :class:`Trainer` owns everything else:
+
+* the epoch loop and the timing (seconds per training epoch, the first one excluded: it
+  builds caches);
+* early stopping and selection (``select: best`` keeps the weights of the best validation
+  evaluation and stops after ``patience`` evaluations without improvement; ``select: last``
+  keeps the last epoch and never stops early);
+* the optimizer, from :func:`graphrec.tasks.optim.build_optimizer` (Adam, AdamW,
+  RiemannianAdam), with optional per-row learning rates;
+* checkpoints that hold *every* piece of state (model, optimizer, stopper, selected
+  weights, history, the RNG of torch, NumPy and Python), so a resumed run ends with the same
+  weights and metrics as an uninterrupted one, bit for bit;
+* progress (a rich bar, or a callback), the device, and :meth:`Trainer.wrap`, the one place
+  where a model is wrapped for data-parallel training.
+
+>>> trainer = Trainer(epochs=200, patience=20)                       # doctest: +SKIP
+>>> result = trainer.fit(model, NodeTask(data, cfg.train))            # doctest: +SKIP
+>>> result.test["accuracy"], result.best_epoch, result.s_per_epoch   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from graphrec.tasks.optim import RowLRScale, attach_row_lr, build_optimizer
+from graphrec.utils.io import atomic_open
+from graphrec.utils.seed import rng_state, set_rng_state
+
+Part = Literal["valid", "test"]
+#: ``progress(epoch, total_epochs, info)`` after every epoch; ``info`` has ``epoch``, ``loss`` and,
+#: on evaluated epochs, ``valid`` (the selection metric) and ``valid_loss`` when the task has one.
+ProgressFn = Callable[[int, int, dict], None]
+StopRule = Literal["metric", "loss", "metric_or_loss"]
+
+
+@runtime_checkable
+class Task(Protocol):
+    """A problem the :class:`Trainer` optimises.
+
+    Attributes:
+        metric: key of the selection metric in :meth:`evaluate`'s result (higher is better),
+            e.g. ``"accuracy"``, ``"micro_f1"``, ``"ndcg@10"``.
+        stop_rule: ``metric`` (improvement of ``metric``; ties broken by a lower ``loss``),
+            ``loss`` (a lower validation loss), or ``metric_or_loss`` (patience resets when
+            either improves; an epoch is selected when both do, as in the GAT and GESM
+            reference code). The two ``loss`` rules need ``loss`` in the evaluation.
+    """
+
+    metric: str
+    stop_rule: StopRule
+
+    def to(self, device: torch.device) -> None:
+        """Move the task's tensors to ``device``."""
+
+    def batches(self, epoch: int) -> Iterable[Any]:
+        """The training batches of ``epoch`` (1-based), in order."""
+
+    def step_loss(self, model: nn.Module, batch: Any) -> tuple[Tensor, int]:
+        """``(loss, examples)`` of one batch in training mode; the trainer backpropagates the loss
+        and reports the examples-weighted mean per epoch."""
+
+    def has_part(self, part: Part) -> bool:
+        """Whether ``part`` holds anything to evaluate."""
+
+    def evaluate(self, model: nn.Module, part: Part) -> dict[str, float]:
+        """Metrics of ``model`` (in evaluation mode, without gradients) on ``part``."""
+
+
+@dataclass
+class FitResult:
+    """What a fit returns, for every task: one set of keys, times in seconds."""
+
+    metric: str  # the selection metric, a key of ``valid`` and ``test``
+    valid: dict[str, float]  # validation metrics of the selected weights
+    test: dict[str, float]  # test metrics of the selected weights
+    best_epoch: int  # the selected epoch (select: last -> the last epoch)
+    epochs: int  # epochs run (early stopping may cut the budget short)
+    s_per_epoch: float  # mean wall time of a training epoch (no evaluation), the first one excluded
+    seconds: float  # the whole fit, evaluation included (over every attempt of a resumed run)
+    history: list[dict] = field(default_factory=list)  # one ``info`` per epoch (see ProgressFn)
+    state_dict: dict | None = None  # the selected weights (``keep_state=True``)
+
+    @property
+    def valid_score(self) -> float:
+        return float(self.valid.get(self.metric, math.nan))
+
+    @property
+    def test_score(self) -> float:
+        return float(self.test.get(self.metric, math.nan))
+
+
+class Stopper:
+    """Early stopping and selection on validation evaluations (see :class:`Task` for the rules)."""
+
+    def __init__(self, rule: StopRule, patience: int):
+        if rule not in ("metric", "loss", "metric_or_loss"):
+            raise ValueError(f"unknown stop rule {rule!r}; choose metric, loss or metric_or_loss")
+        self.rule, self.patience = rule, patience
+        self.best_metric, self.best_loss = -math.inf, math.inf
+        self.bad = 0
+
+    def update(self, metric: float, loss: float | None) -> bool:
+        """Record one evaluation; returns whether it is the new selected one."""
+        if self.rule != "metric" and loss is None:
+            raise ValueError(f"stop rule {self.rule!r} needs a validation loss, and the task reports none")
+        lo = math.inf if loss is None else loss
+        if self.rule == "metric":
+            record = reset = metric > self.best_metric or (metric == self.best_metric and lo < self.best_loss)
+        elif self.rule == "loss":
+            record = reset = lo < self.best_loss
+        else:
+            reset = metric >= self.best_metric or lo <= self.best_loss
+            record = metric >= self.best_metric and lo <= self.best_loss
+        if reset:
+            self.best_metric, self.best_loss = max(metric, self.best_metric), min(lo, self.best_loss)
+            self.bad = 0
+        else:
+            self.bad += 1
+        return record
+
+    @property
+    def exhausted(self) -> bool:
+        return self.bad >= self.patience
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best_metric": self.best_metric, "best_loss": self.best_loss, "bad": self.bad}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best_metric, self.best_loss = float(state["best_metric"]), float(state["best_loss"])
+        self.bad = int(state["bad"])
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``auto`` -> CUDA when torch sees a GPU, else the CPU; otherwise ``torch.device(device)``.
+
+    Raises:
+        ValueError: a CUDA device is asked for and torch sees none.
+    """
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} was asked for, but torch sees no CUDA device "
+                         f"(torch {torch.__version__}, CUDA build: {torch.version.cuda is not None})")  # fmt: skip
+    return dev
+
+
+class Trainer:
+    """The training loop (see the module docstring).
+
+    Args:
+        epochs: epoch budget.
+        patience: evaluations without improvement before stopping (``select: best``).
+        eval_every: epochs between validation evaluations; the last epoch is always evaluated.
+        select: ``best`` or ``last``.
+        optimizer, lr, weight_decay, weight_decay_on: passed to
+            :func:`~graphrec.tasks.optim.build_optimizer`.
+        device: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or a ``torch.device``.
+        progress: ``True`` for a rich progress bar on stderr, a :data:`ProgressFn`, or None.
+        checkpoint: a path (written atomically) or a callable given the checkpoint state,
+            every ``checkpoint_every`` epochs, on early stopping and after the last epoch.
+        resume: a checkpoint state (or its path) to continue from.
+        row_lr: :class:`~graphrec.tasks.optim.RowLRScale` adjustments (warm starts).
+        keep_state: return the selected weights in :attr:`FitResult.state_dict`.
+    """
+
+    def __init__(
+        self,
+        epochs: int = 200,
+        patience: int = 100,
+        eval_every: int = 1,
+        select: Literal["best", "last"] = "best",
+        optimizer: str = "auto",
+        lr: float = 0.01,
+        weight_decay: float = 0.0,
+        weight_decay_on: str = "all",
+        device: str | torch.device = "auto",
+        progress: bool | ProgressFn | None = None,
+        checkpoint: str | os.PathLike | Callable[[dict], None] | None = None,
+        checkpoint_every: int = 1,
+        resume: dict | str | os.PathLike | None = None,
+        row_lr: Sequence[RowLRScale] | None = None,
+        keep_state: bool = False,
+    ):
+        if select not in ("best", "last"):
+            raise ValueError(f"select must be 'best' or 'last', got {select!r}")
+        for name, value in (("epochs", epochs), ("patience", patience), ("eval_every", eval_every),
+                            ("checkpoint_every", checkpoint_every)):  # fmt: skip
+            if int(value) < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value}")
+        self.epochs, self.patience, self.eval_every, self.select = epochs, patience, eval_every, select
+        self.optimizer_name, self.lr = optimizer, lr
+        self.weight_decay, self.weight_decay_on = weight_decay, weight_decay_on
+        self.device = resolve_device(device)
+        self.progress, self.checkpoint, self.checkpoint_every = progress, checkpoint, checkpoint_every
+        self.resume, self.row_lr, self.keep_state = resume, list(row_lr or []), keep_state
+
+    @classmethod
+    def from_config(cls, cfg: Any, **kwargs: Any) -> Trainer:
+        """A trainer with the options of a ``train`` config section
+        (:class:`~graphrec.config.TrainerConfig` or a subclass); ``kwargs`` add or override."""
+        opts = {k: getattr(cfg, k) for k in ("epochs", "patience", "eval_every", "select", "optimizer", "lr",
+                                              "weight_decay", "weight_decay_on", "device")}  # fmt: skip
+        return cls(**{**opts, **kwargs})
+
+    # ------------------------------------------------------------------ seams
+    def wrap(self, model: nn.Module) -> nn.Module:
+        """The model the loop runs: the one place for a data-parallel wrapper (single process: itself)."""
+        return model
+
+    def make_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
+        opt = build_optimizer(model, self.optimizer_name, self.lr, self.weight_decay, self.weight_decay_on)
+        attach_row_lr(opt, self.row_lr)
+        return opt
+
+    def save_checkpoint(self, state: dict) -> None:
+        if callable(self.checkpoint):
+            self.checkpoint(state)
+        elif self.checkpoint is not None:
+            with atomic_open(Path(self.checkpoint), "wb") as fh:
+                torch.save(state, fh)
+
+    # ------------------------------------------------------------------ the loop
+    def fit(self, model: nn.Module, task: Task) -> FitResult:
+        """Train ``model`` on ``task``; see the class docstring.
+
+        Raises:
+            ValueError: ``select: best`` with an empty validation part, or an invalid option.
+        """
+        has_valid = task.has_part("valid")
+        if self.select == "best" and not has_valid:
+            raise ValueError("the validation part is empty; selecting the best epoch needs one (or select: last)")
+        model.to(self.device)
+        task.to(self.device)
+        run = self.wrap(model)
+        opt = self.make_optimizer(model)
+        stopper = Stopper(task.stop_rule, self.patience)
+        best: tuple[int, dict[str, float]] | None = None
+        best_state: dict | None = None
+        history: list[dict] = []
+        epoch_times: list[float] = []
+        last_eval: tuple[int, dict[str, float]] | None = None
+        first, stopped, elapsed = 1, False, 0.0
+        resume = self.resume
+        if isinstance(resume, str | os.PathLike):
+            resume = torch.load(resume, map_location=self.device, weights_only=True)
+        if resume is not None:
+            missing = sorted(_CHECKPOINT_KEYS - set(resume))
+            if missing:
+                raise ValueError(f"the checkpoint to resume from lacks {missing}: it was written by another "
+                                 "version of graphrec; delete it to start the run again")  # fmt: skip
+            model.load_state_dict(resume["model"])
+            opt.load_state_dict(resume["optimizer"])
+            stopper.load_state_dict(resume["stopper"])
+            if resume["best_epoch"] is not None:
+                best = (int(resume["best_epoch"]), dict(resume["best_valid"]))
+            best_state = resume["best_state"]
+            if resume["last_eval_epoch"] is not None:
+                last_eval = (int(resume["last_eval_epoch"]), dict(resume["last_eval"]))
+            history, epoch_times = list(resume["history"]), list(resume["epoch_times"])
+            first, stopped, elapsed = int(resume["epoch"]) + 1, bool(resume["stopped"]), float(resume["seconds"])
+            set_rng_state(resume["rng"])
+        t_start = time.perf_counter() - elapsed
+        epoch = first - 1
+        with _Progress(self.progress, self.epochs, task.metric) as bar:
+            if resume is not None:
+                bar.update(epoch, {"epoch": epoch, **(history[-1] if history else {})})
+            for epoch in range(first, self.epochs + 1) if not stopped else ():
+                run.train()
+                t0 = time.perf_counter()
+                total, count = 0.0, 0
+                for batch in task.batches(epoch):
+                    opt.zero_grad(set_to_none=True)
+                    loss, n = task.step_loss(run, batch)
+                    loss.backward()
+                    opt.step()
+                    total += float(loss.detach()) * n
+                    count += n
+                epoch_times.append(time.perf_counter() - t0)
+                info: dict[str, Any] = {"epoch": epoch, "loss": total / max(count, 1)}
+                if has_valid and (epoch % self.eval_every == 0 or epoch == self.epochs):
+                    val = task.evaluate(model, "valid")
+                    last_eval = (epoch, val)
+                    info["valid"] = float(val[task.metric])
+                    if "loss" in val:
+                        info["valid_loss"] = float(val["loss"])
+                    if stopper.update(float(val[task.metric]), val.get("loss")):
+                        best = (epoch, val)
+                        if self.select == "best":
+                            best_state = copy.deepcopy(model.state_dict())
+                history.append(info)
+                bar.update(epoch, info)
+                stopped = self.select == "best" and stopper.exhausted
+                if self.checkpoint is not None and (epoch % self.checkpoint_every == 0 or stopped or epoch == self.epochs):
+                    self.save_checkpoint({
+                        "epoch": epoch, "model": model.state_dict(), "optimizer": opt.state_dict(),
+                        "stopper": stopper.state_dict(), "stopped": stopped,
+                        "best_epoch": best[0] if best else None, "best_valid": best[1] if best else {},
+                        "best_state": best_state,
+                        "last_eval_epoch": last_eval[0] if last_eval else None,
+                        "last_eval": last_eval[1] if last_eval else {},
+                        "history": history, "epoch_times": epoch_times, "rng": rng_state(),
+                        "seconds": time.perf_counter() - t_start,
+                    })  # fmt: skip
+                if stopped:
+                    break
+        if self.select == "best":
+            if best is None or best_state is None:  # pragma: no cover - the first evaluation is always selected
+                raise RuntimeError("no validation evaluation was selected")
+            model.load_state_dict(best_state)
+            best_epoch, valid = best
+        else:
+            best_epoch = epoch
+            if not has_valid:
+                valid = {}
+            elif last_eval is not None and last_eval[0] == epoch:
+                valid = last_eval[1]
+            else:
+                valid = task.evaluate(model, "valid")
+        test = task.evaluate(model, "test") if task.has_part("test") else {}
+        steady = epoch_times[1:] or epoch_times
+        return FitResult(
+            metric=task.metric, valid=dict(valid), test=test, best_epoch=best_epoch, epochs=epoch,
+            s_per_epoch=float(np.mean(steady)) if steady else 0.0, seconds=time.perf_counter() - t_start,
+            history=history, state_dict=copy.deepcopy(model.state_dict()) if self.keep_state else None,
+        )  # fmt: skip
+
+
+_CHECKPOINT_KEYS = {"epoch", "model", "optimizer", "stopper", "stopped", "best_epoch", "best_valid", "best_state",
+                    "last_eval_epoch", "last_eval", "history", "epoch_times", "rng", "seconds"}  # fmt: skip
+
+
+class _Progress:
+    """A rich bar (``True``), a :data:`ProgressFn`, or nothing."""
+
+    def __init__(self, progress: bool | ProgressFn | None, total: int, metric: str):
+        self.callback = progress if callable(progress) else None
+        self.total, self.metric = total, metric
+        self._bar = self._task = None
+        if progress is True:
+            from graphrec.utils.console import progress_bar
+
+            self._bar = progress_bar()
+
+    def __enter__(self) -> _Progress:
+        if self._bar is not None:
+            self._bar.__enter__()
+            self._task = self._bar.add_task("epochs", total=self.total, info="")
+        return self
+
+    def update(self, epoch: int, info: dict) -> None:
+        if self.callback is not None and info.get("epoch"):
+            self.callback(epoch, self.total, info)
+        if self._bar is not None:
+            text = f"loss {info['loss']:.4f}" if "loss" in info else ""
+            if "valid" in info:
+                text += f"  valid {self.metric} {info['valid']:.4f}"
+            self._bar.update(self._task, completed=epoch, info=text)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(*exc)
