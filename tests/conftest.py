@@ -35,3 +35,22 @@ def cora(shared_data):
     from graphrec.data import load_planetoid
 
     return load_planetoid("Cora")
+
+
+@pytest.fixture
+def inter():
+    """A small planted-preference interaction log (:func:`fixtures.planted`)."""
+    from fixtures import planted
+
+    return planted()
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny graphs: one torch thread is faster than several (and the CI box is shared)."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)

@@ -1,4 +1,5 @@
-"""Small datasets written in the exact on-disk formats of the real ones (Planetoid, PPI, event logs)."""
+"""Small datasets written in the exact on-disk formats of the real ones (Planetoid, PPI, event logs),
+a planted-preference interaction log, and a one-call recommender fit."""
 
 from __future__ import annotations
 
@@ -123,3 +124,33 @@ def write_logs(folder: Path, days: int = DAYS, users: int = 60, items: int = 40,
 
 def day(n: int) -> str:
     return (START + dt.timedelta(days=n)).isoformat()
+
+
+def planted(num_users=120, num_items=80, clusters=4, per_user=16, seed=0):
+    """Users of cluster c mostly pick items of cluster c: a graph with signal to learn (an ``Interactions``)."""
+    from graphrec.data.interactions import Interactions
+
+    rng = np.random.default_rng(seed)
+    uc = rng.integers(0, clusters, num_users)
+    ic = np.arange(num_items) % clusters
+    users, items = [], []
+    for u in range(num_users):
+        own = np.flatnonzero(ic == uc[u])
+        pick = rng.choice(own, per_user - 3, replace=False).tolist()
+        pick += rng.choice(num_items, 3, replace=False).tolist()
+        for i in dict.fromkeys(pick):
+            users.append(u)
+            items.append(i)
+    users, items = np.array(users), np.array(items)
+    return Interactions(users, items, rng.integers(0, 10**6, users.size), num_users, num_items,
+                        user_ids=[f"u{u}" for u in range(num_users)], item_ids=[1000 + i for i in range(num_items)])  # fmt: skip
+
+
+def run_rec(data, cfg, seed: int = 0, **trainer_options):
+    """Seed, build the configured recommender, fit it: ``(model, result)``."""
+    from graphrec.tasks.link import build_rec_model, fit_link
+    from graphrec.utils.seed import seed_everything
+
+    seed_everything(seed)
+    model = build_rec_model(cfg, data)
+    return model, fit_link(data, model, cfg, **trainer_options)

@@ -12,7 +12,6 @@ from torch_geometric.metrics import (
     LinkPredRecall,
 )
 
-from graphrec.nn.score import DotScore
 from graphrec.metrics import (
     CSR,
     RankingAccumulator,
@@ -20,6 +19,7 @@ from graphrec.metrics import (
     hits_from_topk,
     per_user_metrics,
 )
+from graphrec.nn.score import DotScore
 
 PYG = {
     "recall": LinkPredRecall,

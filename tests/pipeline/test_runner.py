@@ -153,9 +153,9 @@ def test_shipped_config_is_valid():
 
 
 def test_warm_start_copies_rows_by_external_id(make_cfg):
+    from graphrec.config.rec import resolve_rec_config
     from graphrec.pipeline.warm import published_ids, warm_start
     from graphrec.tasks.link import build_rec_model
-    from graphrec.config.rec import resolve_rec_config
 
     cfg = make_cfg()
     run_night(cfg, day(0), progress=False)

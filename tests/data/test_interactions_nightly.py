@@ -4,9 +4,11 @@ import numpy as np
 import polars as pl
 import pytest
 
-from graphrec.store import GraphStore, LogSchema, build, ingest, synth
 from graphrec.config.rec import RecDataConfig
 from graphrec.data.interactions import Interactions
+from graphrec.store import GraphStore, LogSchema, build, ingest, synth
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny graphs: one thread is fastest
 
 SIZES = {"users": 120, "items": 80, "ads": 20}
 

@@ -7,6 +7,8 @@ from graphrec.models import MODELS, build_model
 from graphrec.models.bipartite import BipartiteRecommender
 from graphrec.nn import HopSampling
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny graphs: one thread is fastest
+
 
 def _graph(n=30, e=90, seed=0):
     g = torch.Generator().manual_seed(seed)

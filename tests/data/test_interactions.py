@@ -10,9 +10,11 @@ import pytest
 from typer.testing import CliRunner
 
 from graphrec.cli import app
-from graphrec.store import GraphStore, LogSchema, ingest, synth
 from graphrec.config.rec import RecDataConfig
 from graphrec.data.interactions import Interactions
+from graphrec.store import GraphStore, LogSchema, ingest, synth
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny graphs: one thread is fastest
 
 runner = CliRunner()
 

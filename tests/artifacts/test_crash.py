@@ -44,7 +44,7 @@ LOOP = textwrap.dedent("""
             reg.rollback(reason="loop")
 """)
 
-HERE = os.path.dirname(__file__)
+HERE = os.path.dirname(os.path.dirname(__file__))  # tests/, where artifact_helpers.py is
 
 
 def _run(code: str, *args: str, fault: str | None = None) -> int:

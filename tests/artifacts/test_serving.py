@@ -7,9 +7,14 @@ import pytest
 from typer.testing import CliRunner
 
 from graphrec.artifacts import ArtifactNotFoundError, ArtifactRegistry
-from graphrec.serving import resolve_model_dir
 from graphrec.cli import app
-from graphrec.serving import Recommender, export_embeddings, load_recommender, recommend
+from graphrec.serving import (
+    Recommender,
+    export_embeddings,
+    load_recommender,
+    recommend,
+    resolve_model_dir,
+)
 
 runner = CliRunner()
 USERS, ITEMS = 20, 50

@@ -3,13 +3,15 @@ import pytest
 import torch
 from scipy.stats import chisquare
 
-from graphrec.config import ConfigError
 from graphrec.bench.rec import ModelRow, build_row_model
+from graphrec.config import ConfigError
+from graphrec.config.rec import resolve_rec_config
 from graphrec.sampling import NegativeSampler
 from graphrec.tasks.link import build_rec_model, evaluate
 
-from conftest import run_rec
-from graphrec.config.rec import resolve_rec_config
+from fixtures import run_rec
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny graphs: one thread is fastest
 
 FAST = ["train.epochs=20", "train.patience=20", "train.batch_size=256", "train.lr=0.01", "train.eval_every=5"]
 

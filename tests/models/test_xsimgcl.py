@@ -6,14 +6,16 @@ import torch
 from torch_geometric.nn.models import LightGCN as PyGLightGCN
 from torch_geometric.utils import coalesce, to_undirected
 
+from graphrec.config.rec import resolve_rec_config
 from graphrec.models import MODELS, build_model
 from graphrec.models.bipartite import BipartiteRecommender
 from graphrec.models.lightgcn import LightGCNPropagation
 from graphrec.models.xsimgcl import info_nce, uniform_noise
 from graphrec.tasks.link import build_rec_model
 
-from conftest import run_rec
-from graphrec.config.rec import resolve_rec_config
+from fixtures import run_rec
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny graphs: one thread is fastest
 
 
 def _graph(n=30, e=90, seed=0):

@@ -11,6 +11,8 @@ from graphrec.data.splits import (
     time_split,
 )
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny graphs: one thread is fastest
+
 
 def _log(n_per_user, seed=0, n_items=500):
     rng = np.random.default_rng(seed)
