@@ -154,3 +154,24 @@ def run_rec(data, cfg, seed: int = 0, **trainer_options):
     seed_everything(seed)
     model = build_rec_model(cfg, data)
     return model, fit_link(data, model, cfg, **trainer_options)
+
+
+def planted_partition(n=300, classes=3, f=20, p_in=0.08, p_out=0.005, seed=0):
+    """Communities with weakly informative features: the graph is needed to classify well (a PyG ``Data``)."""
+    import torch
+    from torch_geometric.data import Data
+
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(0, classes, (n,), generator=g)
+    same = y.view(-1, 1) == y.view(1, -1)
+    prob = torch.where(same, p_in, p_out)
+    adj = torch.rand(n, n, generator=g) < prob
+    adj = torch.triu(adj, 1)
+    adj = adj | adj.t()
+    x = torch.rand(n, f, generator=g) < 0.1
+    x[torch.arange(n), y] |= torch.rand(n, generator=g) < 0.4
+    perm = torch.randperm(n, generator=g)
+    masks = [torch.zeros(n, dtype=torch.bool) for _ in range(3)]
+    masks[0][perm[:30]] = masks[1][perm[30:100]] = masks[2][perm[100:]] = True
+    return Data(x=x.float(), edge_index=adj.nonzero().t(), y=y, train_mask=masks[0], val_mask=masks[1],
+                test_mask=masks[2], num_classes=classes)  # fmt: skip

@@ -1,6 +1,5 @@
 import pytest
 import torch
-from torch_geometric.data import Data
 
 from graphrec.bench.nodes import run_one
 from graphrec.config import resolve_config
@@ -12,25 +11,7 @@ from graphrec.tasks.node import fit_node as fit
 from graphrec.tasks.optim import build_optimizer
 from graphrec.utils.seed import seed_everything
 
-from fixtures import write_ppi
-
-
-def planted_partition(n=300, classes=3, f=20, p_in=0.08, p_out=0.005, seed=0) -> Data:
-    """Communities with weakly informative features: the graph is needed to classify well."""
-    g = torch.Generator().manual_seed(seed)
-    y = torch.randint(0, classes, (n,), generator=g)
-    same = y.view(-1, 1) == y.view(1, -1)
-    prob = torch.where(same, p_in, p_out)
-    adj = torch.rand(n, n, generator=g) < prob
-    adj = torch.triu(adj, 1)
-    adj = adj | adj.t()
-    x = torch.rand(n, f, generator=g) < 0.1
-    x[torch.arange(n), y] |= torch.rand(n, generator=g) < 0.4
-    perm = torch.randperm(n, generator=g)
-    masks = [torch.zeros(n, dtype=torch.bool) for _ in range(3)]
-    masks[0][perm[:30]] = masks[1][perm[30:100]] = masks[2][perm[100:]] = True
-    return Data(x=x.float(), edge_index=adj.nonzero().t(), y=y, train_mask=masks[0], val_mask=masks[1],
-                test_mask=masks[2], num_classes=classes)  # fmt: skip
+from fixtures import planted_partition, write_ppi
 
 
 @pytest.mark.parametrize("name", ["gcn", "gat", "sgc", "appnp", "sage", "gsm", "gesm"])
