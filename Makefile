@@ -34,6 +34,7 @@ test-all: install
 
 lint: install
 	$(BIN)/ruff check graphrec tests benchmarks pipelines
+	$(BIN)/lint-imports --no-logo
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
