@@ -61,7 +61,8 @@ def embeddings_frame(external_ids: list[Any] | None, emb: np.ndarray, query: np.
 def _matrix(df: pl.DataFrame, column: str) -> np.ndarray:
     series = df[column]
     width = len(series[0]) if df.height else 0
-    return np.ascontiguousarray(series.list.to_array(width).to_numpy(), dtype=np.float32).reshape(df.height, width)
+    arr = series.list.to_array(width).to_numpy().reshape(df.height, width)
+    return np.require(arr, dtype=np.float32, requirements=["C", "W"])  # contiguous and writable (torch, faiss)
 
 
 class ModelFolder:

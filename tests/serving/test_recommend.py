@@ -7,10 +7,12 @@ import torch
 from typer.testing import CliRunner
 
 from graphrec.cli import app
+from graphrec.nn.score import CosineScore, NegSquaredEuclideanScore, Scorer, register_scorer
 from graphrec.serving import (
     Recommender,
     UnknownUserError,
     export_embeddings,
+    export_model,
     load_recommender,
     recommend,
 )
@@ -110,3 +112,52 @@ def test_recommend_cli(exported):
     assert res.exit_code == 0 and "popular" in res.output
     res = runner.invoke(app, ["recommend", "--model", str(path.parent / "nope"), "--user", "1"])
     assert res.exit_code == 2 and "not an exported model" in " ".join(res.output.split())
+
+
+@register_scorer
+class _MaxProductScore(Scorer):
+    """A scorer without an inner-product form: served by an exact scan."""
+
+    name = "test_max_product"
+
+    def score(self, u, i):
+        return (u * i).max(-1).values
+
+
+@pytest.mark.parametrize("scorer", [NegSquaredEuclideanScore(), CosineScore(), _MaxProductScore()],
+                         ids=lambda s: s.name)  # fmt: skip
+def test_distance_scorers_are_served_exactly_as_brute_force(tmp_path, scorer):
+    rng = np.random.default_rng(2)
+    U, V = rng.normal(size=(25, 6)).astype(np.float32), rng.normal(size=(300, 6)).astype(np.float32)
+    su, si = rng.integers(0, 25, 400), rng.integers(0, 300, 400)
+    path = export_embeddings(tmp_path / scorer.name, U, V, seen=(su, si), scorer=scorer,
+                             state_dict={"scorer.unused": torch.zeros(1)})  # fmt: skip
+    card = json.loads((path / "card.json").read_text())
+    assert card["scorer"]["name"] == scorer.name
+    scan = scorer.name == "test_max_product"
+    assert card["index"] == ("scan" if scan else "flat") and (path / "index.faiss").exists() != scan
+    rec = Recommender(path)
+    scores = scorer.score_all(torch.from_numpy(U).double(), torch.from_numpy(V).double()).numpy()
+    for u in range(25):
+        s = scores[u].copy()
+        s[si[su == u]] = -np.inf
+        want = np.argsort(-s, kind="stable")[:10]
+        got = [r.item for r in rec.recommend(u, 10)]
+        assert got == want.tolist(), (scorer.name, u)
+
+
+def test_bipartite_model_export_records_its_scorer(tmp_path):
+    from graphrec.models import BipartiteRecommender, build_model
+
+    from fixtures import planted
+
+    data = planted(num_users=40, num_items=30, per_user=8).split(seed=0)
+    model = BipartiteRecommender(data.num_users, data.num_items, build_model("lightgcn", 8, 8, K=2), 8,
+                                 scorer=NegSquaredEuclideanScore())  # fmt: skip
+    path = export_model(model, data, tmp_path / "m", config={"model": {"name": "lightgcn"}})
+    rec = Recommender(path)
+    users, items = model.embeddings(data.graph)
+    s = model.scorer.score_all(users, items)[3].numpy().astype(np.float64)
+    s[np.asarray(data.source.item[data.source.user == 3])] = -np.inf
+    want = [data.source.item_ids[i] for i in np.argsort(-s, kind="stable")[:5]]
+    assert [r.item for r in rec.recommend(data.source.user_ids[3], 5)] == want
