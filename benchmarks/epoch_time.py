@@ -3,7 +3,8 @@ machine load, plus PyG's own GCN example as the reference and one whole 300-epoc
 
     python -m benchmarks.epoch_time --datasets Cora,CiteSeer --rounds 5 --epochs 20
 
-Reports the median ms per training epoch (forward, backward, Adam step) over rounds, in
+Reports the median ms per training epoch (forward, backward, optimizer step: the optimizer of
+the model's config, ``graphrec.tasks.optim.build_optimizer``, Adam by default) over rounds, in
 wall time and in this process's CPU time (less sensitive to other jobs on the machine),
 the ratio of our GCN to PyG's example, and the time of a full 300-epoch GESM fit (early
 stopping off, evaluation every epoch included).
@@ -19,11 +20,13 @@ import time
 import torch
 
 from benchmarks.node_classification import PyGExampleGCN
-from graphrec.bench import build_backbone, environment
+from graphrec.bench.report import environment
 from graphrec.config import resolve_config
 from graphrec.data import load_planetoid
 from graphrec.nn import fused
-from graphrec.tasks.node_classification import fit, optimizer_for, prepare, seed_everything
+from graphrec.tasks.node import build_backbone, fit_node, prepare
+from graphrec.tasks.optim import build_optimizer
+from graphrec.utils.seed import seed_everything
 
 MODELS = ["gcn", "pyg-gcn-example", "gat", "appnp", "sgc", "sage", "gsm", "gesm"]
 
@@ -35,7 +38,8 @@ def make(name, data):
         model = PyGExampleGCN(data.num_features, data.num_classes)
     else:
         model = build_backbone(cfg, data.num_features, data.num_classes)
-    return model, optimizer_for(model, cfg.train)
+    t = cfg.train
+    return model, build_optimizer(model, t.optimizer, t.lr, t.weight_decay, t.weight_decay_on)
 
 
 def step(model, opt, data):
@@ -99,14 +103,14 @@ def main(argv=None):
         seed_everything(0)
         model = build_backbone(cfg, data.num_features, data.num_classes)
         c0 = time.process_time()
-        res = fit(data, model, cfg.train)
+        res = fit_node(data, model, cfg.train)
         cpu_s = time.process_time() - c0
-        out["full_gesm"] = {"epochs": res.epochs, "seconds": res.seconds, "cpu_seconds": cpu_s, "test": res.test,
+        out["full_gesm"] = {"epochs": res.epochs, "seconds": res.seconds, "cpu_seconds": cpu_s, "test": res.test_score,
                             "threads": torch.get_num_threads(), "kernel_threads": fused.get_num_threads()}  # fmt: skip
         print(f"\nGESM, Cora, {res.epochs} epochs (early stopping off, {torch.get_num_threads()} torch threads, "
               f"{fused.get_num_threads()} kernel threads): "
               f"{res.seconds:.1f} s wall, "
-              f"{cpu_s:.1f} s CPU, test {100 * res.test:.1f}%")  # fmt: skip
+              f"{cpu_s:.1f} s CPU, test {100 * res.test_score:.1f}%")  # fmt: skip
     print(json.dumps(out["environment"]))
     if args.json:
         from graphrec.utils.io import atomic_write_json

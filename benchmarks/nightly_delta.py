@@ -134,9 +134,9 @@ def phase_build(args: argparse.Namespace) -> dict:
     import torch  # noqa: F401  (imported before timing: import cost is not build cost)
     import torch_geometric  # noqa: F401
 
-    from graphrec.store import GraphStore
     from graphrec.config.rec import RecDataConfig
     from graphrec.data.interactions import Interactions
+    from graphrec.store import GraphStore
 
     store = GraphStore(args.store)
     version = store.version

@@ -21,7 +21,7 @@ from rich.console import Console
 from torch import nn
 from torch_geometric.nn import GCNConv
 
-from graphrec.bench import results_table, run_node_benchmark, write_results
+from graphrec.bench.nodes import results_table, run_node_benchmark, write_results
 
 
 class PyGExampleGCN(nn.Module):
@@ -55,15 +55,15 @@ def markdown(results) -> str:
         name = r.model + (" + hop sampling" if r.hop_sampling else "")
         lines.append(
             f"| {r.dataset} | {name} | {100 * r.mean:.1f} ± {100 * r.std:.1f} | {r.seeds} | "
-            f"{r.ms_per_epoch:.1f} | {r.epochs_mean:.0f} |"
+            f"{1000 * r.s_per_epoch:.1f} | {r.epochs_mean:.0f} |"
         )
     by = {(r.dataset, r.model): r for r in results}
     for ds in dict.fromkeys(r.dataset for r in results):
         ours, ref = by.get((ds, "gcn")), by.get((ds, REFERENCE))
         if ours and ref:
             lines.append(
-                f"\n{ds}: our GCN {ours.ms_per_epoch:.1f} ms/epoch vs PyG example {ref.ms_per_epoch:.1f} "
-                f"ms/epoch, ratio {ours.ms_per_epoch / ref.ms_per_epoch:.2f}"
+                f"\n{ds}: our GCN {1000 * ours.s_per_epoch:.1f} ms/epoch vs PyG example {1000 * ref.s_per_epoch:.1f} "
+                f"ms/epoch, ratio {ours.s_per_epoch / ref.s_per_epoch:.2f}"
             )
     return "\n".join(lines)
 

@@ -22,8 +22,9 @@ import time
 
 import torch
 
+from graphrec.metrics import CSR, default_chunk_size, evaluate_topk
+from graphrec.nn.score import DotScore
 from graphrec.utils.io import atomic_write_json
-from graphrec.metrics import CSR, default_chunk_size, embedding_scorer, evaluate_topk
 
 
 def rss_mb() -> float:
@@ -61,7 +62,7 @@ def main(argv: list[str] | None = None) -> dict:
     test = CSR.from_pairs(rows.repeat_interleave(args.test), torch.randint(0, V, (U * args.test,), generator=g), U)
     rss_before = rss_mb()
     t0 = time.perf_counter()
-    metrics = evaluate_topk(embedding_scorer(users, items), test, V, (10, 20), train, chunk_size=args.chunk)
+    metrics = evaluate_topk(DotScore().score_fn(users, items), test, V, (10, 20), train, chunk_size=args.chunk)
     seconds = time.perf_counter() - t0
     out = {
         "users": U,

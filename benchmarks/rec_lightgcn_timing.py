@@ -2,9 +2,10 @@
 
 PyG's model is timed with its two input formats: a transposed sparse CSR adjacency (the
 one the ``pyg_lightgcn`` benchmark row uses, about 4x faster here) and a plain
-``edge_index`` (as in PyG's ``examples/lightgcn.py``). All are trained by the same loop
-(``graphrec.tasks.link_prediction``) on the same MovieLens-100k split with the same
-settings (the ``lightgcn`` config). Epochs alternate between the models (A B C A B C ...),
+``edge_index`` (as in PyG's ``examples/lightgcn.py``). All are trained by the same loop (the
+training epoch of ``graphrec.tasks.trainer.Trainer`` over ``graphrec.tasks.link.LinkTask``'s
+full-graph batches, with the config's optimizer) on the same MovieLens-100k split with the
+same settings (the ``lightgcn`` config). Epochs alternate between the models (A B C A B C ...),
 so a change in machine load hits all alike; ratios of median epoch times are reported.
 Accuracy is compared by ``graphrec bench rec --models lightgcn,pyg_lightgcn``; this script
 only times.
@@ -22,10 +23,27 @@ import time
 
 import torch
 
-from graphrec.utils.io import atomic_write_json
-from graphrec.tasks import link_prediction as lp
 from graphrec.config.rec import resolve_rec_config
 from graphrec.data.interactions import load_interactions
+from graphrec.models.reference import PyGLightGCN
+from graphrec.tasks.link import LinkTask, build_rec_model
+from graphrec.tasks.optim import build_optimizer
+from graphrec.utils.io import atomic_write_json
+from graphrec.utils.seed import seed_everything
+
+
+def train_epoch(model, task: LinkTask, opt, epoch: int) -> float:
+    """One training epoch as :class:`graphrec.tasks.trainer.Trainer` runs it (no evaluation):
+    every batch of ``task`` (negatives drawn per batch), forward, loss, backward, optimizer step."""
+    total, count = 0.0, 0
+    for batch in task.batches(epoch):
+        opt.zero_grad(set_to_none=True)
+        loss, n = task.step_loss(model, batch)
+        loss.backward()
+        opt.step()
+        total += float(loss.detach()) * n
+        count += n
+    return total / max(count, 1)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -40,24 +58,27 @@ def main(argv: list[str] | None = None) -> dict:
     torch.set_num_threads(args.threads)
     cfg = resolve_rec_config("lightgcn", args.dataset)
     data = load_interactions(args.dataset, cfg.data).split(cfg.data, args.seed)
+    if cfg.train.sampler != "full":
+        raise SystemExit(f"this benchmark times full-graph epochs; the config has train.sampler={cfg.train.sampler!r}")
+    tc = cfg.train
     models = {}
     for name, ref in (("graphrec", None), ("pyg (csr adj_t)", "csr"), ("pyg (edge_index)", "edge_index")):
-        lp.seed_everything(args.seed)
+        seed_everything(args.seed)
         if ref is None:
-            m = lp.build_rec_model(cfg, data)
+            m = build_rec_model(cfg, data)
         else:
-            m = lp.PyGLightGCN(data.num_users, data.num_items, cfg.train.embedding_dim, cfg.model_params["K"],
-                               cfg.train.init, cfg.train.init_std, input_format=ref)  # fmt: skip
-        negs = lp.NegativeSampler(data.num_items, "uniform", exclude=data.train_keys())
-        models[name] = (m, lp._optimizer(m, cfg), negs)
+            m = PyGLightGCN(data.num_users, data.num_items, tc.embedding_dim, cfg.model_params["K"],
+                            tc.init, tc.init_std, input_format=ref)  # fmt: skip
+        task = LinkTask(data, cfg)  # its own negative sampler (the config's: uniform, training positives excluded)
+        models[name] = (m, build_optimizer(m, tc.optimizer, tc.lr, tc.weight_decay, tc.weight_decay_on), task)
     times: dict[str, list[float]] = {n: [] for n in models}
     for epoch in range(args.epochs + 1):
-        for name, (m, opt, negs) in models.items():
+        for name, (m, opt, task) in models.items():
             if name == "pyg (edge_index)" and epoch > args.slow_epochs:
                 continue  # ~25x slower than ours: a few epochs suffice
             m.train()
             t0 = time.perf_counter()
-            lp._epoch_full(m, data, cfg, opt, negs)
+            train_epoch(m, task, opt, epoch)
             if epoch > 0:  # the first epoch builds caches
                 times[name].append(time.perf_counter() - t0)
     med = {n: statistics.median(t) for n, t in times.items()}

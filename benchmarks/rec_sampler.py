@@ -34,8 +34,8 @@ import torch
 from torch_geometric.data import Data
 from torch_geometric.utils import remove_self_loops, to_undirected
 
-from graphrec.utils.io import atomic_write_json
 from graphrec.sampling import CSRNeighborSampler, node_loader, pyg_sampler_available
+from graphrec.utils.io import atomic_write_json
 
 
 def movielens_graph() -> Data | None:

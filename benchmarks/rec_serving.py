@@ -28,8 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from graphrec.utils.io import atomic_write_json
 from graphrec.serving import export_embeddings, load_recommender
+from graphrec.utils.io import atomic_write_json
 
 
 def synthetic_model(root: Path, users: int, items: int, dim: int, seen: int, index: str, seed: int) -> Path:

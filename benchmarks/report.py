@@ -27,6 +27,13 @@ def rows_of(paths: list[str]) -> list[dict]:
     return rows
 
 
+def ms_per_epoch(row: dict) -> float:
+    """Milliseconds per training epoch: ``s_per_epoch`` (files since 0.2), or ``ms_per_epoch`` (older files)."""
+    if "s_per_epoch" in row:
+        return 1000 * row["s_per_epoch"]
+    return row["ms_per_epoch"]
+
+
 def table(rows: list[dict], paper: bool = False) -> str:
     head = "| dataset | model | hop sampling | label rate | test accuracy (%) | seeds | ms/epoch | epochs |"
     if paper:
@@ -38,7 +45,7 @@ def table(rows: list[dict], paper: bool = False) -> str:
             r["dataset"], r["model"], "yes" if r.get("hop_sampling") else "no",
             f"{100 * r['label_rate']:g}%" if r.get("label_rate") else "public",
             f"{scale * r['mean']:.1f} ± {scale * r['std']:.1f}" if scale == 100 else f"{r['mean']:.3f} ± {r['std']:.3f}",
-            str(r["seeds"]), f"{r['ms_per_epoch']:.1f}", f"{r['epochs_mean']:.0f}",
+            str(r["seeds"]), f"{ms_per_epoch(r):.1f}", f"{r['epochs_mean']:.0f}",
         ]  # fmt: skip
         if paper:
             ref = PAPER.get((r["dataset"], r["model"]))

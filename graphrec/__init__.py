@@ -15,7 +15,8 @@ Configuration
     resolve_config(model, dataset, overrides)       node-classification config (layered, validated)
     resolve_rec_config(model, dataset, overrides)   recommendation config
 Training and evaluation
-    train(config, overrides)      any task from a run config (YAML or mapping); writes the model
+    train(config, overrides)      any task from a run config (YAML or mapping); writes the model;
+                                  returns a TrainResult (fit metrics, model, data, folder)
     evaluate(model, data, part)   metrics of a trained model (or model folder) on valid/test
     Trainer, FitResult            the one training loop and its result (metrics, epochs, seconds)
     build_model(name, in, out)    a registered backbone (``graphrec models`` lists them)
@@ -61,6 +62,3 @@ def __getattr__(name: str):
         return value
     raise AttributeError(f"module 'graphrec' has no attribute {name!r}")
 
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))

@@ -305,7 +305,6 @@ class Trainer:
                         if self.select == "best":
                             best_state = copy.deepcopy(model.state_dict())
                 history.append(info)
-                bar.update(epoch, info)
                 stopped = self.select == "best" and stopper.exhausted
                 if self.checkpoint is not None and (epoch % self.checkpoint_every == 0 or stopped or epoch == self.epochs):
                     self.save_checkpoint({
@@ -318,6 +317,7 @@ class Trainer:
                         "history": history, "epoch_times": epoch_times, "rng": rng_state(),
                         "seconds": time.perf_counter() - t_start,
                     })  # fmt: skip
+                bar.update(epoch, info)  # after the checkpoint: a failing callback loses no epoch
                 if stopped:
                     break
         if self.select == "best":
