@@ -29,7 +29,7 @@ Each name's ``help()`` gives its arguments, shapes, units and errors. The comman
 (``graphrec --help``) exposes the same entry points.
 """
 
-from importlib import import_module
+from graphrec.utils.lazy import lazy_exports
 
 __version__ = "0.2.0"
 
@@ -52,13 +52,4 @@ _EXPORTS = {
     "recommend": "graphrec.serving",
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        value = getattr(import_module(_EXPORTS[name]), name)
-        globals()[name] = value  # later lookups skip this function
-        return value
-    raise AttributeError(f"module 'graphrec' has no attribute {name!r}")
-
+__all__, __getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -5,28 +5,22 @@ accuracy against depth (:mod:`.depth`), and what every run writes (:mod:`.report
 release: use :func:`graphrec.tasks.node.build_backbone`. Names are imported on first use.
 """
 
-from importlib import import_module
+from graphrec.utils.lazy import lazy_exports
 
 _EXPORTS = {
-    "BenchResult": "nodes",
-    "results_table": "nodes",
-    "run_node_benchmark": "nodes",
-    "run_one": "nodes",
-    "write_results": "nodes",
-    "build_backbone": "nodes",
-    "parse_models": "rec",
-    "run_rec_benchmark": "rec",
-    "summarize": "rec",
-    "DepthPoint": "depth",
-    "depth_study": "depth",
-    "environment": "report",
-    "load_results": "report",
+    "BenchResult": ".nodes",
+    "results_table": ".nodes",
+    "run_node_benchmark": ".nodes",
+    "run_one": ".nodes",
+    "write_results": ".nodes",
+    "build_backbone": ".nodes",
+    "parse_models": ".rec",
+    "run_rec_benchmark": ".rec",
+    "summarize": ".rec",
+    "DepthPoint": ".depth",
+    "depth_study": ".depth",
+    "environment": ".report",
+    "load_results": ".report",
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(import_module(f"graphrec.bench.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module 'graphrec.bench' has no attribute {name!r}")
+__all__, __getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -27,6 +27,21 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class TaskConfig(Strict):
+    """Base of a task's config: a ``model`` mapping (``name`` plus the backbone's parameters,
+    validated by the model registry) and the task's sections."""
+
+    model: dict[str, Any]
+
+    @property
+    def model_name(self) -> str:
+        return self.model["name"]
+
+    @property
+    def model_params(self) -> dict[str, Any]:
+        return {k: v for k, v in self.model.items() if k != "name"}
+
+
 class ConfigError(ValueError):
     """A configuration key or value is invalid; the message names the key and its source."""
 

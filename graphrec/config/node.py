@@ -9,11 +9,11 @@ per-dataset section -> a user YAML file -> ``--set section.key=value``. Sections
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field
 
-from graphrec.config.base import Strict
+from graphrec.config.base import Strict, TaskConfig
 from graphrec.config.presets import resolve_task_config
 from graphrec.config.trainer import TrainerConfig
 
@@ -38,20 +38,12 @@ class DataConfig(Strict):
     label_rate: float | None = Field(None, gt=0, lt=1, description="random labelled training set of this fraction of nodes")
 
 
-class NodeConfig(Strict):
+class NodeConfig(TaskConfig):
     """A node-classification run: backbone, trainer, data."""
 
-    model: dict[str, Any]
     train: TrainConfig = TrainConfig()
     data: DataConfig = DataConfig()
 
-    @property
-    def model_name(self) -> str:
-        return self.model["name"]
-
-    @property
-    def model_params(self) -> dict[str, Any]:
-        return {k: v for k, v in self.model.items() if k != "name"}
 
 
 #: The name of :class:`NodeConfig` before 0.2, kept for one release.

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from graphrec.config.base import Strict
+from graphrec.config.base import Strict, TaskConfig
 from graphrec.config.presets import resolve_task_config
 from graphrec.config.trainer import TrainerConfig
 from graphrec.metrics import ALL_METRICS
@@ -84,19 +84,12 @@ class RecEvalConfig(Strict):
         return sorted(set(value))
 
 
-class RecConfig(Strict):
-    model: dict[str, Any]
+class RecConfig(TaskConfig):
+    """A recommendation run: backbone, trainer, data view and split, evaluation."""
+
     train: RecTrainConfig = RecTrainConfig()
     data: RecDataConfig = RecDataConfig()
     eval: RecEvalConfig = RecEvalConfig()
-
-    @property
-    def model_name(self) -> str:
-        return self.model["name"]
-
-    @property
-    def model_params(self) -> dict[str, Any]:
-        return {k: v for k, v in self.model.items() if k != "name"}
 
     @model_validator(mode="after")
     def _stop_metric_is_computed(self) -> RecConfig:

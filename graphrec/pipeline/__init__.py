@@ -8,29 +8,23 @@
 Names are imported on first use, so ``graphrec --help`` does not load torch.
 """
 
-from importlib import import_module
+from graphrec.utils.lazy import lazy_exports
 
 _EXPORTS = {
-    "PipelineConfig": "config",
-    "load_pipeline_config": "config",
-    "ReplayResult": "replay",
-    "replay": "replay",
-    "FAULT_ENV": "runner",
-    "NightResult": "runner",
-    "run_night": "runner",
-    "EXIT_CODES": "state",
-    "EXIT_LOCKED": "state",
-    "STAGES": "state",
-    "PipelineError": "state",
-    "PipelineLockedError": "state",
-    "RunState": "state",
-    "read_log": "state",
+    "PipelineConfig": ".config",
+    "load_pipeline_config": ".config",
+    "ReplayResult": ".replay",
+    "replay": ".replay",
+    "FAULT_ENV": ".runner",
+    "NightResult": ".runner",
+    "run_night": ".runner",
+    "EXIT_CODES": ".state",
+    "EXIT_LOCKED": ".state",
+    "STAGES": ".state",
+    "PipelineError": ".state",
+    "PipelineLockedError": ".state",
+    "RunState": ".state",
+    "read_log": ".state",
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(import_module(f"graphrec.pipeline.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module 'graphrec.pipeline' has no attribute {name!r}")
+__all__, __getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -9,26 +9,20 @@
 Names are imported on first use.
 """
 
-from importlib import import_module
+from graphrec.utils.lazy import lazy_exports
 
 _EXPORTS = {
-    "FitResult": "trainer",
-    "Task": "trainer",
-    "Trainer": "trainer",
-    "build_optimizer": "optim",
-    "RowLRScale": "optim",
-    "NodeTask": "node",
-    "build_backbone": "node",
-    "fit_node": "node",
-    "LinkTask": "link",
-    "build_rec_model": "link",
-    "fit_link": "link",
+    "FitResult": ".trainer",
+    "Task": ".trainer",
+    "Trainer": ".trainer",
+    "build_optimizer": ".optim",
+    "RowLRScale": ".optim",
+    "NodeTask": ".node",
+    "build_backbone": ".node",
+    "fit_node": ".node",
+    "LinkTask": ".link",
+    "build_rec_model": ".link",
+    "fit_link": ".link",
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(import_module(f"graphrec.tasks.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module 'graphrec.tasks' has no attribute {name!r}")
+__all__, __getattr__ = lazy_exports(__name__, _EXPORTS)
