@@ -19,12 +19,12 @@ $(BIN)/graphrec: pyproject.toml
 
 install: $(BIN)/graphrec
 
-# The flagship flow: two weeks of MovieLens-100k nights through the nightly pipeline
-# (ingest, warm-started training, evaluation, gate, publish). Rerunning skips finished nights.
+# The flagship flow (graphrec run): two weeks of MovieLens-100k nights through the nightly
+# pipeline (ingest, warm-started training, evaluation, gate, publish). Rerunning skips finished nights.
 RUN_FROM ?= 1998-03-25
 RUN_TO   ?= 1998-04-07
 run: install
-	$(BIN)/graphrec pipeline replay pipelines/nightly.yaml --from $(RUN_FROM) --to $(RUN_TO)
+	$(BIN)/graphrec run --from $(RUN_FROM) --to $(RUN_TO)
 
 test: install
 	$(BIN)/python -m pytest -q -m "not slow"

@@ -142,12 +142,12 @@ class BipartiteRecommender(nn.Module):
         return "embedding.weight" if self.embedding is not None else None
 
     def ego(self, n_id: Tensor | None = None) -> Tensor:
-        """Backbone inputs of nodes ``n_id`` (default: all nodes)."""
-        if n_id is None:
-            n_id = torch.arange(self.num_nodes)
+        """Backbone inputs ``[len(n_id), dim]`` of nodes ``n_id`` (default: all nodes)."""
+        device = next(self.parameters()).device
+        n_id = torch.arange(self.num_nodes, device=device) if n_id is None else n_id.to(device)
         out = self.embedding(n_id) if self.embedding is not None else None
         if self.user_enc is not None or self.item_enc is not None:
-            feats = torch.zeros(n_id.numel(), self.dim)
+            feats = torch.zeros(n_id.numel(), self.dim, device=device)
             is_user = n_id < self.num_users
             if self.user_enc is not None and bool(is_user.any()):
                 feats[is_user] = self.user_enc(n_id[is_user])

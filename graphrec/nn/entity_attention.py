@@ -28,11 +28,11 @@ class _EdgeLayout:
         src, dst = edge_index
         self.n = n
         self.order = torch.argsort(dst * n + src)  # edge order -> CSR order (rows = targets)
-        self.crow = torch.zeros(n + 1, dtype=torch.long)
+        self.crow = torch.zeros(n + 1, dtype=torch.long, device=edge_index.device)
         self.crow[1:] = torch.cumsum(torch.bincount(dst, minlength=n), 0)
         self.col = src[self.order]
         self.order_t = torch.argsort(src * n + dst)  # rows = sources
-        self.crow_t = torch.zeros(n + 1, dtype=torch.long)
+        self.crow_t = torch.zeros(n + 1, dtype=torch.long, device=edge_index.device)
         self.crow_t[1:] = torch.cumsum(torch.bincount(src, minlength=n), 0)
         self.col_t = dst[self.order_t]
         self.fused = fused.AVAILABLE and edge_index.device.type == "cpu"
@@ -84,7 +84,7 @@ class _HeadAggregate(torch.autograd.Function):
         gt = grad.permute(1, 0, 2).contiguous()
         grad_alpha = grad_z = None
         if ctx.needs_input_grad[0]:
-            pattern = _csr(lay.crow, lay.col, torch.ones(lay.col.numel(), dtype=zt.dtype), n)
+            pattern = _csr(lay.crow, lay.col, torch.ones(lay.col.numel(), dtype=zt.dtype, device=zt.device), n)
             vals = torch.stack([torch.sparse.sampled_addmm(pattern, gt[h], zt[h].t(), beta=0).values()
                                 for h in range(heads)], dim=1)  # fmt: skip
             grad_alpha = torch.empty_like(alpha)
