@@ -28,6 +28,7 @@ from graphrec.config import (
     RecConfig,
     Strict,
     deep_merge,
+    read_yaml_mapping,
     resolve_rec_config,
     validate,
 )
@@ -217,9 +218,10 @@ def load_pipeline_config(path: str | os.PathLike | None, overrides: list[str] | 
     model = str(((raw.get("rec") or {}).get("model") or {}).get("name", "lightgcn"))
     gate_metric = (raw.get("gate") or {}).get("metric", GateConfig.model_fields["metric"].default)
     defaults = deep_merge(REC_DEFAULTS, {"train": {"stop_on": gate_metric}})
-    try:
-        rec = resolve_rec_config(model, None, None, raw.get("rec_file"),
-                                 layers=[("pipeline defaults", defaults), *rec_layers])  # fmt: skip
+    rec_file = raw.get("rec_file")
+    file_layer = [(str(rec_file), read_yaml_mapping(rec_file, "rec_file"))] if rec_file else []
+    try:  # preset -> pipeline defaults -> rec_file -> the rec: mappings (file, then --set)
+        rec = resolve_rec_config(model, layers=[("pipeline defaults", defaults), *file_layer, *rec_layers])
     except ConfigError as exc:
         raise ConfigError(f"{where}: rec: {exc}") from None
     cfg = validate(PipelineConfig, {**raw, "rec": rec}, stack, where)

@@ -5,7 +5,7 @@ Protocol (the same every night, for warm starts and cold retrains alike):
 * The training window ends with the night's day ``D`` (all history, or the last
   ``window_days`` days). Pairs are deduplicated at their first time.
 * Pairs first seen before ``D`` are training pairs. Each user's pairs first seen on ``D``
-  are split at random (``data.holdout``, default 8:1:1, RecBole's rounding) into training,
+  are split at random (``night.holdout``, default 8:1:1, RecBole's rounding) into training,
   validation and *held-out* pairs: the held-out pairs measure how well tonight's model
   ranks what users did today, and never enter the message-passing graph.
 * The **canary set** is frozen on the first night: ``users`` users drawn among those with

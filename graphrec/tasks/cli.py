@@ -15,7 +15,7 @@ app = typer.Typer(no_args_is_help=True)
 
 @app.command("train")
 def train_cmd(
-    config: Annotated[str, typer.Argument(help="run config YAML (task, dataset, model, train, ...; see docs/quickstart.md)")],
+    config: Annotated[str, typer.Argument(help="run config YAML (task, dataset, model, train, ...; e.g. examples/lightgcn-ml100k.yaml)")],
     set_: Annotated[list[str] | None, typer.Option("--set", help="override a key, e.g. train.lr=0.01 or seed=1")] = None,
     out_dir: Annotated[str | None, typer.Option("--out", help="where the model goes (default: the config's out)")] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu, cuda or cuda:N (train.device)")] = None,

@@ -63,3 +63,12 @@ def test_a_file_in_the_old_layout_names_each_moved_key(tmp_path):
         load_pipeline_config(f)
     msg = str(exc.value)
     assert f"unknown config key 'model' (from {f})" in msg and f"unknown config key 'train.warm_epochs' (from {f})" in msg
+
+
+def test_rec_file_sits_between_the_preset_and_the_rec_mapping(tmp_path):
+    rec_file = tmp_path / "rec.yaml"
+    rec_file.write_text("train: {lr: 0.1, batch_size: 99}\n")
+    cfg = load_pipeline_config(None, [*SOURCE, f"rec_file={rec_file}", "rec.train.lr=0.01"])
+    assert cfg.rec.train.lr == 0.01 and cfg.rec.train.batch_size == 99  # --set rec.* wins over the rec_file
+    with pytest.raises(ConfigError, match="no rec_file at"):
+        load_pipeline_config(None, [*SOURCE, f"rec_file={tmp_path / 'missing.yaml'}"])
