@@ -2,7 +2,14 @@
 
 import pytest
 
-from graphrec.config import ConfigError, Layers, RecConfig, apply_overrides, resolve_config, resolve_rec_config
+from graphrec.config import (
+    ConfigError,
+    Layers,
+    RecConfig,
+    apply_overrides,
+    resolve_config,
+    resolve_rec_config,
+)
 
 
 def test_layers_merge_in_order_and_remember_their_source(tmp_path):
