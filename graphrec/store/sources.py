@@ -169,14 +169,15 @@ def _read_csv(path: Path, delimiter: str) -> RawFile:
 
     fmt = "tsv" if delimiter == "\t" else "csv"
     try:
-        with open(path, encoding="utf-8", newline="") as fh:
+        # utf-8-sig: a byte-order mark (spreadsheet programs' "CSV UTF-8") is not part of the first name
+        with open(path, encoding="utf-8-sig", newline="") as fh:
             header_line = fh.readline()
     except (OSError, UnicodeDecodeError) as exc:
         return RawFile(source=str(path), format=fmt, error=f"unreadable CSV file: {_short(exc)}")
     if not header_line.strip():
         return RawFile(source=str(path), format=fmt, empty=True)
-    names = next(csv.reader([header_line], delimiter=delimiter))
-    names = [n.strip() for n in names]
+    names = next(csv.reader([header_line.rstrip("\r\n")], delimiter=delimiter))
+    names = [n.strip() for n in names]  # "timestamp, user_id" names user_id, not " user_id"
     if len(set(names)) != len(names) or any(not n for n in names):
         return RawFile(source=str(path), format=fmt, error=f"bad CSV header (empty or repeated column names): {names}")
 
@@ -194,7 +195,8 @@ def _read_csv(path: Path, delimiter: str) -> RawFile:
     try:
         table = pacsv.read_csv(
             path,
-            read_options=pacsv.ReadOptions(use_threads=False, block_size=1 << 24),
+            # our cleaned header names; the file's own header line is skipped (line numbers stay physical)
+            read_options=pacsv.ReadOptions(use_threads=False, block_size=1 << 24, column_names=names, skip_rows=1),
             parse_options=pacsv.ParseOptions(
                 delimiter=delimiter, invalid_row_handler=on_invalid, ignore_empty_lines=False
             ),
@@ -218,6 +220,9 @@ def _read_csv(path: Path, delimiter: str) -> RawFile:
     candidates = np.arange(2, 2 + n + len(used), dtype=np.int64)
     lines = candidates[~np.isin(candidates, np.asarray(used, dtype=np.int64))][:n]
     frame = frame.with_columns(pl.Series(ROW, lines, dtype=pl.Int64)).select(ROW, *names)
+    empty_lines = blank_lines(path)
+    if empty_lines.size:  # pyarrow reads an empty line as a record of nulls: it is no record
+        frame = frame.filter(~pl.col(ROW).is_in(empty_lines.tolist()))
     malformed = None
     if bad:
         malformed = pl.DataFrame(
@@ -233,7 +238,31 @@ def _read_csv(path: Path, delimiter: str) -> RawFile:
             },
             schema={ROW: pl.Int64, "detail": pl.String, "raw": pl.String},
         )
+    if frame.height == 0 and malformed is None:
+        return RawFile(source=str(path), format=fmt, empty=True)
     return RawFile(source=str(path), format=fmt, frame=frame.lazy(), malformed=malformed, columns=names)
+
+
+_WHITESPACE = np.frombuffer(b" \t\r\x0b\x0c", dtype=np.uint8)
+
+
+def blank_lines(path: Path) -> np.ndarray:
+    """1-based numbers of the lines of ``path`` that are empty or hold only white space
+    (``\\r`` of CRLF line ends included). Vectorised over the file's bytes; only lines that
+    start with white space are looked at one by one."""
+    data = np.memmap(path, dtype=np.uint8, mode="r") if path.stat().st_size else np.zeros(0, np.uint8)
+    if data.size == 0:
+        return np.zeros(0, np.int64)
+    newlines = np.flatnonzero(data == 10)
+    starts = np.concatenate([[0], newlines + 1])
+    ends = np.concatenate([newlines, [data.size]])
+    if starts[-1] == data.size:  # the file ends with a newline: no line after it
+        starts, ends = starts[:-1], ends[:-1]
+    lengths = ends - starts
+    first = data[np.minimum(starts, data.size - 1)]
+    candidates = np.flatnonzero((lengths == 0) | np.isin(first, _WHITESPACE))
+    out = [i for i in candidates.tolist() if not bytes(data[starts[i] : ends[i]]).strip()]
+    return np.asarray(out, dtype=np.int64) + 1
 
 
 # ---------------------------------------------------------------------------- NDJSON
@@ -247,7 +276,10 @@ def _read_ndjson(path: Path) -> RawFile:
         names = pl.scan_ndjson(path, infer_schema_length=None).collect_schema().names()
         frame = pl.read_ndjson(path, schema={n: pl.String for n in names})
         frame = frame.with_row_index(ROW, offset=1).with_columns(pl.col(ROW).cast(pl.Int64))
-        return RawFile(source=str(path), format="ndjson", frame=frame.lazy(), columns=names)
+        clean = _clean_names(names)
+        if clean is None:
+            return RawFile(source=str(path), format="ndjson", error=f"keys that differ only by white space: {names}")
+        return RawFile(source=str(path), format="ndjson", frame=frame.rename(clean).lazy(), columns=list(clean.values()))
     except Exception:
         pass
     try:
@@ -260,6 +292,8 @@ def _read_ndjson(path: Path) -> RawFile:
     names_seen: dict[str, None] = {}
     for number, raw in enumerate(data.split(b"\n"), start=1):
         line = raw.strip()
+        if number == 1 and line.startswith(b"\xef\xbb\xbf"):
+            line = line[3:]  # a byte-order mark
         if not line:
             continue
         try:
@@ -277,6 +311,10 @@ def _read_ndjson(path: Path) -> RawFile:
     names = list(names_seen)
     frame = pl.DataFrame(rows, schema={n: pl.String for n in names}) if rows else pl.DataFrame(schema={n: pl.String for n in names})
     frame = frame.with_columns(pl.Series(ROW, row_numbers, dtype=pl.Int64)).select(ROW, *names)
+    clean = _clean_names(names)
+    if clean is None:
+        return RawFile(source=str(path), format="ndjson", error=f"keys that differ only by white space: {names}")
+    frame, names = frame.rename(clean), list(clean.values())
     malformed = None
     if bad:
         malformed = pl.DataFrame(
@@ -286,6 +324,13 @@ def _read_ndjson(path: Path) -> RawFile:
     if not rows and not bad:
         return RawFile(source=str(path), format="ndjson", empty=True)
     return RawFile(source=str(path), format="ndjson", frame=frame.lazy(), malformed=malformed, columns=names)
+
+
+def _clean_names(names: list[str]) -> dict[str, str] | None:
+    """``{name: name without surrounding white space or a byte-order mark}``, or None when two
+    names become one."""
+    clean = {n: n.lstrip("\ufeff").strip() for n in names}
+    return clean if len(set(clean.values())) == len(clean) else None
 
 
 def _json_scalar(value) -> str | None:
