@@ -39,7 +39,8 @@ REASONS: dict[str, str] = {
     "bad_id": "an id cannot be read as the schema's id_type (e.g. 'abc' or 1.5 for integer ids)",
     "unknown_target_type": "target_type is not declared in the schema",
     "unknown_event_type": "event_type is not declared in the schema",
-    "bad_value": "an optional field (value, weight, a context or attribute column) cannot be cast to its type",
+    "bad_value": "an optional field (value, weight, a context or attribute column) cannot be cast to its type, "
+    "or a number is not finite (inf, NaN, an overflowing literal such as 1e400)",
 }
 
 _AWARE_FORMAT = "%Y-%m-%dT%H:%M:%S%.f%#z"
@@ -59,7 +60,6 @@ QUARANTINE_SCHEMA: dict[str, pl.DataType] = {
     "detail": pl.String(),
     "raw": pl.String(),
 }
-
 
 
 @dataclass(frozen=True)
@@ -160,7 +160,10 @@ def _coerce(col: Column, dtype: pl.DataType, schema: LogSchema) -> tuple[pl.Expr
         return pl.lit(None, pl.String), f"column '{col.name}' has type {dtype}; expected string or integer ids"
     if kind == "float":
         if dtype == pl.String or dtype.is_numeric():
-            return raw.cast(pl.Float64, strict=False), None
+            x = raw.cast(pl.Float64, strict=False)
+            # inf, NaN and overflowing literals (1e400) are no values: an infinite edge weight
+            # or rating poisons every model trained on the graph
+            return pl.when(x.is_finite()).then(x), None
         return pl.lit(None, pl.Float64), f"column '{col.name}' has type {dtype}; expected numbers"
     if kind == "bool":
         if dtype == pl.Boolean:
@@ -307,7 +310,7 @@ def normalize(
             )
         else:
             expected = {
-                "id": f"{schema.id_type} id", "float": "a number", "int": "an integer",
+                "id": f"{schema.id_type} id", "float": "a finite number", "int": "an integer",
                 "bool": "a boolean", "string": "text",
             }[col.kind]
             detail = pl.concat_str(

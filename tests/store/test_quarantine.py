@@ -106,7 +106,7 @@ def test_parquet_with_string_columns_of_wrong_content(tmp_path):
     df.write_parquet(tmp_path / "s.parquet")
     r, q = run(tmp_path, [tmp_path / "s.parquet"])
     assert (r.accepted, r.quarantined) == (3, 1)
-    assert q.row(0, named=True)["detail"] == "field 'value': cannot parse 'two' as a number"
+    assert q.row(0, named=True)["detail"] == "field 'value': cannot parse 'two' as a finite number"
 
 
 def test_duplicates_are_counted_not_quarantined(tmp_path):
@@ -296,3 +296,34 @@ def test_invariant_on_random_mixtures(files):
 def _rows(lines: list[str]) -> list[dict | None]:
     cols = ["timestamp", "user_id", "target_type", "target_id", "event_type", "value"]
     return [dict(zip(cols, ln.split(","), strict=True)) if ln.count(",") == 5 else None for ln in lines]
+
+
+NON_FINITE = ["inf", "-inf", "NaN", "nan", "1e400", "-1E999", "Infinity"]
+
+
+@pytest.mark.parametrize("field", ["value", "weight", "score"])
+@pytest.mark.parametrize("text", NON_FINITE)
+def test_non_finite_numbers_are_quarantined_in_every_numeric_field(tmp_path, field, text):
+    schema = LogSchema(context={"score": "float"})
+    header = "timestamp,user_id,target_type,target_id,event_type,value,weight,score\n"
+    row = {"value": "1.5", "weight": "2", "score": "0.3", field: text}
+    path = write_csv(tmp_path / "e.csv", [f"2024-01-01T10:00:00Z,u1,item,i1,click,{row['value']},{row['weight']},{row['score']}",
+                                          "2024-01-01T11:00:00Z,u2,item,i1,click,1,1,1"], header=header)  # fmt: skip
+    rep, q = run(tmp_path, [path], schema)
+    assert (rep.accepted, rep.quarantined) == (1, 1)
+    assert q["reason"].to_list() == ["bad_value"] and q["field"].to_list() == [field] and q["row"].to_list() == [2]
+    assert "finite number" in q["detail"][0]
+
+
+def test_non_finite_floats_in_parquet_and_side_tables(tmp_path):
+    schema = LogSchema.model_validate({"attributes": {"item": {"id_column": "item_id", "columns": {"price": "numeric"}}}})
+    ev = events_frame(4).with_columns(
+        pl.Series("value", [1.0, float("nan"), float("inf"), 2.0]), pl.Series("weight", [1.0, 1.0, 1.0, float("-inf")])
+    )
+    items = pl.DataFrame({"item_id": ["t0", "t1", "t2"], "price": [1.0, float("inf"), float("nan")]})
+    rep = ingest(tmp_path / "st", [("events", ev)], attributes={"item": [("items", items)]}, schema=schema, echo=False)
+    q = GraphStore(tmp_path / "st").quarantine(only=True).sort("table", "row")
+    assert rep.accepted == 1 + 1 and rep.quarantined == 3 + 2  # events, then the side table
+    assert set(q["reason"]) == {"bad_value"}
+    assert q.filter(pl.col("table") != "events")["row"].to_list() == [2, 3]
+    assert q.filter(pl.col("table") == "events")["field"].to_list() == ["value", "value", "weight"]
