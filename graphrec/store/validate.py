@@ -35,7 +35,8 @@ REASONS: dict[str, str] = {
     "unexpected_column": "the file has a column the schema does not declare (schema.extra_columns = quarantine)",
     "missing_value": "a required field is null or empty",
     "bad_type": "the column's type cannot hold the field (e.g. a list where an id is expected)",
-    "bad_timestamp": "the timestamp cannot be parsed, or lies outside [min_timestamp, max_timestamp)",
+    "bad_timestamp": "the timestamp cannot be parsed, lies outside [min_timestamp, max_timestamp), or is an epoch "
+    "number in the wrong unit (its magnitude is that of another unit for the years 1973-2286)",
     "bad_id": "an id cannot be read as the schema's id_type (e.g. 'abc' or 1.5 for integer ids)",
     "unknown_target_type": "target_type is not declared in the schema",
     "unknown_event_type": "event_type is not declared in the schema",
@@ -47,6 +48,11 @@ _AWARE_FORMAT = "%Y-%m-%dT%H:%M:%S%.f%#z"
 _NAIVE_FORMAT = "%Y-%m-%dT%H:%M:%S%.f"
 _DATE_FORMAT = "%Y-%m-%d"
 _US_PER_UNIT = {"s": 1_000_000, "ms": 1_000, "us": 1, "ns": 0.001}
+#: Magnitudes of epoch numbers of the years 1973-2286 in each unit: seconds have 9-10 digits,
+#: milliseconds 12-13, microseconds 15-16, nanoseconds 18-19. A number in another unit's band
+#: is in the wrong unit (a seconds value read as ms would land in January 1970).
+_EPOCH_BANDS = {"s": (1e8, 1e10), "ms": (1e11, 1e13), "us": (1e14, 1e16), "ns": (1e17, 1e19)}
+_DIGITS = {"s": "9-10", "ms": "12-13", "us": "15-16", "ns": "18-19"}
 TIME_DTYPE = pl.Datetime("us", "UTC")
 
 #: Columns of the quarantine table: one row per rejected input row, with its reason.
@@ -191,15 +197,24 @@ def _timestamp(raw: pl.Expr, dtype: pl.DataType, schema: LogSchema) -> tuple[pl.
 
     lo_unit, hi_unit = lo_us / factor, hi_us / factor
 
+    def other_unit(x: pl.Expr) -> pl.Expr:
+        """The epoch number has the magnitude of another unit (see _EPOCH_BANDS)."""
+        a = x.cast(pl.Float64).abs()
+        bands = [b for u, b in _EPOCH_BANDS.items() if u != schema.timestamp_unit]
+        out = pl.lit(False)
+        for lo, hi in bands:
+            out = out | ((a >= lo) & (a < hi))
+        return out
+
     def from_int(x: pl.Expr) -> pl.Expr:
         x = x.cast(pl.Int64, strict=False)
         us = x * int(factor) if factor >= 1 else x // 1000
-        ok = (x.cast(pl.Float64) >= lo_unit) & (x.cast(pl.Float64) < hi_unit)
+        ok = (x.cast(pl.Float64) >= lo_unit) & (x.cast(pl.Float64) < hi_unit) & ~other_unit(x)
         return pl.when(ok).then(us).cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
 
     def from_float(x: pl.Expr) -> pl.Expr:
         us = x.cast(pl.Float64) * factor
-        ok = us.is_finite() & (us >= lo_us) & (us < hi_us)
+        ok = us.is_finite() & (us >= lo_us) & (us < hi_us) & ~other_unit(x)
         return pl.when(ok).then(us.round(0).cast(pl.Int64)).cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
 
     def localize(x: pl.Expr) -> pl.Expr:
@@ -305,7 +320,8 @@ def normalize(
                 pl.lit("field 'timestamp': cannot parse "), _show(src),
                 pl.lit(
                     f" as a time in [{schema.min_timestamp:%Y-%m-%d}, {schema.max_timestamp:%Y-%m-%d})"
-                    f" (epoch numbers are in '{schema.timestamp_unit}')"
+                    f" (epoch numbers are in '{schema.timestamp_unit}': {_DIGITS[schema.timestamp_unit]} digits"
+                    " for the years 1973-2286)"
                 ),
             )
         else:

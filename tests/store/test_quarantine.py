@@ -327,3 +327,27 @@ def test_non_finite_floats_in_parquet_and_side_tables(tmp_path):
     assert set(q["reason"]) == {"bad_value"}
     assert q.filter(pl.col("table") != "events")["row"].to_list() == [2, 3]
     assert q.filter(pl.col("table") == "events")["field"].to_list() == ["value", "value", "weight"]
+
+
+@pytest.mark.parametrize("unit, value, accepted", [
+    ("ms", "1717236000", False),  # seconds read as ms: 1970-01-20
+    ("ms", "1717236000.5", False),
+    ("ms", "1717236000123", True),
+    ("s", "1717236000", True),
+    ("us", "1717236000123", False),  # ms read as us
+    ("us", "1717236000123456", True),
+    ("ns", "1717236000123456", False),  # us read as ns
+    ("s", "86400", True),  # 1970-01-02 in seconds: no other unit has this magnitude
+])  # fmt: skip
+def test_epoch_numbers_in_the_wrong_unit_are_quarantined(tmp_path, unit, value, accepted):
+    path = write_csv(tmp_path / "e.csv", [f"{value},u1,item,i1,click,1"])
+    rep, q = run(tmp_path, [path], LogSchema(timestamp_unit=unit))
+    assert rep.accepted == int(accepted)
+    if not accepted:
+        assert q["reason"].to_list() == ["bad_timestamp"] and f"epoch numbers are in '{unit}'" in q["detail"][0]
+
+
+def test_a_wrong_unit_in_a_native_integer_column_is_caught_too(tmp_path):
+    ev = events_frame(2).with_columns(pl.Series("timestamp", [1717236000, 1717236000000]))
+    rep = ingest(tmp_path / "st", [("ev", ev)], schema=LogSchema(timestamp_unit="ms"), echo=False)
+    assert (rep.accepted, rep.quarantined) == (1, 1)
