@@ -136,6 +136,12 @@ class BipartiteRecommender(nn.Module):
         return self.num_users + self.num_items
 
     @property
+    def first_layer(self) -> nn.Module:
+        """The input layer (ID embeddings and feature encoders): what ``weight_decay_on:
+        first_layer`` decays on the user-item graph, i.e. L2 on the inputs only."""
+        return nn.ModuleList(m for m in (self.embedding, self.user_enc, self.item_enc) if m is not None)
+
+    @property
     def id_embedding_key(self) -> str | None:
         """The ``state_dict`` key of the ID-embedding table ``[num_users + num_items, dim]`` (users
         first, then items), or None without ID inputs; warm starts remap its rows by external id."""
