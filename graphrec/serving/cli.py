@@ -35,6 +35,9 @@ def recommend_cmd(
         fail(str(exc), 1)
     except (FileNotFoundError, ValueError) as exc:
         fail(str(exc))
+    if not recs:
+        fail(f"user {user} has seen every one of the {rec.num_items} {rec.target}s: nothing unseen is left "
+             "to recommend (--include-seen ranks them all)", 1)  # fmt: skip
     if as_json:
         typer.echo(json.dumps([{"item": r.item, "score": r.score, "rank": r.rank, "source": r.source} for r in recs]))
         return

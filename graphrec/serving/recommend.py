@@ -66,6 +66,7 @@ class Recommender:
         self._popular, self._popular_count = folder.popularity()
         self.index = None if folder.index_kind == SCAN else load_index(folder.index_path())
         self._scan = _Scan(folder) if self.index is None else None
+        self._vectors: np.ndarray | None = None  # the index's vectors, for exact fallbacks
         self._lock = threading.Lock()  # faiss searches with selectors are not re-entrant on one index
 
     @property
@@ -108,7 +109,13 @@ class Recommender:
         return u
 
     def recommend(self, user: Any, k: int = 10, *, exclude_seen: bool = True, fallback: Fallback = "error") -> list[Recommendation]:
-        """The ``k`` best-scored items for ``user`` (fewer only if the catalogue runs out)."""
+        """The ``k`` best-scored items for ``user``: exactly ``min(k, unseen items)`` of them, best first
+        (an empty list when the user has seen every item; ``exclude_seen=False`` ranks those too).
+
+        Raises:
+            UnknownUserError: ``user`` is not among the model's users (unless ``fallback="popular"``).
+            ValueError: ``k < 1`` or an unknown ``fallback``.
+        """
         if k < 1:
             raise ValueError(f"k must be a positive integer, got {k}")
         if fallback not in ("error", "popular"):
@@ -119,15 +126,30 @@ class Recommender:
                 return self.popular(k)
             self._require(user)
         exclude = [self._seen_row(u)] if exclude_seen else None
+        want = min(k, self.num_items - (exclude[0].size if exclude else 0))
         if self._scan is not None:
             scores, ids = self._scan.search(self.user_emb[u : u + 1], k, exclude)
         else:
             with self._lock:
                 scores, ids = search(self.index, self.user_emb[u : u + 1], k, exclude)
+            if int((ids[0] >= 0).sum()) < want:
+                # an approximate index (HNSW) filtering most of the catalogue can stop short:
+                # rank the unseen items exactly instead
+                scores, ids = self._exact(u, want, exclude)
         return [
             Recommendation(self.item_ids[int(i)], float(s), r + 1, "model")
             for r, (s, i) in enumerate(zip(scores[0], ids[0], strict=True)) if i >= 0
         ]  # fmt: skip
+
+    def _exact(self, u: int, k: int, exclude: list[np.ndarray] | None) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top-``k`` over the index's own vectors (inner products, as the index ranks)."""
+        if self._vectors is None:
+            self._vectors = self.index.reconstruct_n(0, self.index.ntotal)
+        scores = self._vectors @ self.user_emb[u]
+        if exclude is not None and exclude[0].size:
+            scores[exclude[0]] = -np.inf
+        top = np.argsort(-scores, kind="stable")[:k]
+        return scores[top][None, :], np.where(np.isfinite(scores[top]), top, -1)[None, :]
 
     def popular(self, k: int = 10, exclude: np.ndarray | None = None) -> list[Recommendation]:
         """The ``k`` items with the most interactions (the fallback for unknown users)."""

@@ -161,3 +161,25 @@ def test_bipartite_model_export_records_its_scorer(tmp_path):
     s[np.asarray(data.source.item[data.source.user == 3])] = -np.inf
     want = [data.source.item_ids[i] for i in np.argsort(-s, kind="stable")[:5]]
     assert [r.item for r in rec.recommend(data.source.user_ids[3], 5)] == want
+
+
+@pytest.mark.parametrize("index", ["flat", "hnsw", "scan"])
+def test_exactly_min_k_unseen_items_whatever_the_history(tmp_path, index):
+    rng = np.random.default_rng(3)
+    n_items = 3000
+    U, V = rng.normal(size=(4, 8)).astype(np.float32), rng.normal(size=(n_items, 8)).astype(np.float32)
+    histories = {0: 0, 1: n_items - 7, 2: n_items - 25, 3: n_items}  # user -> items seen
+    su = np.concatenate([np.full(n, u) for u, n in histories.items()])
+    si = np.concatenate([rng.permutation(n_items)[:n] for n in histories.values()])
+    scorer = _MaxProductScore() if index == "scan" else None
+    path = export_embeddings(tmp_path / index, U, V, seen=(su, si), scorer=scorer,
+                             index="flat" if index == "scan" else index)  # fmt: skip
+    rec = Recommender(path)
+    for u, n_seen in histories.items():
+        got = rec.recommend(u, 20)
+        assert len(got) == min(20, n_items - n_seen), (index, u)
+        assert not {r.item for r in got} & set(rec.seen(u))
+        assert [r.rank for r in got] == list(range(1, len(got) + 1))
+        assert all(a.score >= b.score for a, b in zip(got, got[1:], strict=False))
+    res = runner.invoke(app, ["recommend", "--model", str(path), "--user", "3"])
+    assert res.exit_code == 1 and "has seen every one of the 3000 items" in res.output
