@@ -23,17 +23,24 @@ TASKS = ("node", "rec")
 
 
 def preset_path(task: str, model: str):
-    """The preset file of ``model`` for ``task`` (may not exist: then only the schema's defaults apply)."""
+    """The preset file of ``model`` for ``task``."""
     if task not in TASKS:
         raise ValueError(f"unknown preset task {task!r}; choose one of {TASKS}")
     return resources.files("graphrec.config") / "presets" / task / f"{model.lower()}.yaml"
 
 
 def preset(task: str, model: str) -> dict:
-    """The preset mapping of ``model`` for ``task`` (``{}`` when the model has none)."""
+    """The preset mapping of ``model`` for ``task``.
+
+    Raises:
+        ConfigError: the preset file is missing (every registered model ships one per task; a
+            missing one means an incomplete installation, and silently using the schema's
+            defaults would train another model than the one documented).
+    """
     path = preset_path(task, model)
     if not path.is_file():
-        return {}
+        raise ConfigError(f"the {task} preset of {model!r} is missing ({path}): this graphrec installation is "
+                          "incomplete; reinstall it (pip install --force-reinstall graphrec)")  # fmt: skip
     data = yaml.safe_load(path.read_text()) or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")

@@ -71,3 +71,11 @@ def test_unknown_and_lazily_registered_models():
             get_spec("lazy_test_model")
     finally:
         del registry.LAZY_MODELS["lazy_test_model"]
+
+
+@pytest.mark.parametrize("task", ["node", "rec"])
+def test_every_model_ships_a_preset_for_every_task(task):
+    from graphrec.config.presets import preset_path
+
+    missing = [n for n in MODELS if not preset_path(task, n).is_file()]
+    assert not missing, f"models without a {task} preset: {missing}"
