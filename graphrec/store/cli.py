@@ -107,6 +107,27 @@ def schema_cmd(
     typer.echo(s.to_json() if as_json else s.to_yaml(), nl=False)
 
 
+@store_app.command("evolve-schema")
+@_errors
+def evolve_schema_cmd(
+    store: StoreOpt,
+    schema: Annotated[Path, typer.Option(help="The extended log schema (YAML or JSON).")],
+    message: Annotated[str, typer.Option("--message", "-m", help="Note stored in the manifest.")] = "",
+) -> None:
+    """Commit a version whose schema extends the store's: new event or target types, context
+    columns, side tables or attribute columns (additive changes only; existing data is kept)."""
+    from graphrec.store import GraphStore, LogSchema
+
+    st = GraphStore(store)
+    old = st.schema()
+    new = LogSchema.load(schema)
+    if new.hash() == old.hash():
+        console.print(f"the store already has this schema ({old.hash()[:19]}...); nothing to do")
+        return
+    m = st.evolve_schema(new, message=message or f"schema from {schema}")
+    console.print(f"version {m.version}: schema {old.hash()[:19]}... -> {new.hash()[:19]}...")
+
+
 # ------------------------------------------------------------------------------ ingest
 @store_app.command()
 @_errors

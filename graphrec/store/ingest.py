@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import shutil
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,6 +36,7 @@ from graphrec.store.store import (
     GraphStore,
     collect_garbage,
     commit,
+    scan_events,
     stored_event_schema,
     write_parquet_file,
     write_schema,
@@ -73,8 +76,6 @@ class IngestReport(IngestStats):
         return f"version {self.version}: {self.summary()}"
 
 
-
-
 def ingest(
     store: GraphStore | str | os.PathLike,
     sources: Iterable[SourceLike] = (),
@@ -104,8 +105,7 @@ def ingest(
     """
     started = time.perf_counter()
     started_at = dt.datetime.now(dt.UTC)
-    if not isinstance(store, GraphStore):
-        store = GraphStore.init(store, schema, exist_ok=True) if not GraphStore.exists(store) else GraphStore(store)
+    # Every input is checked before anything is created: a failed first ingest leaves no store.
     files = resolve(sources)
     attr_files: dict[str, list[Any]] = {}
     for nt, items in (attributes or {}).items():
@@ -113,29 +113,50 @@ def ingest(
         attr_files[nt] = resolve(items)
     if not files and not attr_files:
         raise SourceError("nothing to ingest: give event files and/or attribute tables")
+    created = False
+    if not isinstance(store, GraphStore):
+        if GraphStore.exists(store):
+            store = GraphStore(store)
+        else:
+            _check_side_tables(schema or LogSchema(), attr_files)
+            created = not Path(store).exists()
+            store = GraphStore.init(store, schema, exist_ok=True)
+    try:
+        report = _run(store, files, attr_files, schema, message, progress, started, started_at)
+    except BaseException:
+        if created and store.version == 0:  # nothing was committed: leave no half-made store behind
+            shutil.rmtree(store.root, ignore_errors=True)
+        raise
+    if echo:
+        _echo(report)
+    return report
 
+
+def _check_side_tables(schema: LogSchema, attr_files: Mapping[str, Any]) -> None:
+    for nt in attr_files:
+        if nt not in schema.attributes:
+            raise SchemaError(
+                f"no side table is declared for node type {nt!r}; declared: {sorted(schema.attributes)} "
+                "(declare it under `attributes:` in the log schema)"
+            )
+
+
+def _run(store: GraphStore, files, attr_files, schema, message, progress, started, started_at) -> IngestReport:
     with store.lock(), StepProgress(progress, "ingest") as bar:
         collect_garbage(store)
         parent = store.manifest()
         store_schema = store.schema()
         if schema is not None and schema.hash() != store_schema.hash():
             raise SchemaError(
-                f"the schema given differs from the store's ({store_schema.hash()[:19]}...); "
-                "use GraphStore.evolve_schema() to extend it"
+                f"the schema given differs from the store's ({store_schema.hash()[:19]}...); extend the store's "
+                "schema first with `graphrec store evolve-schema` (GraphStore.evolve_schema)"
             )
-        for nt in attr_files:
-            if nt not in store_schema.attributes:
-                raise SchemaError(
-                    f"no side table is declared for node type {nt!r}; declared: {sorted(store_schema.attributes)}"
-                )
+        _check_side_tables(store_schema, attr_files)
         job = _Ingest(store, parent, store_schema, bar)
         job.read_events(files)
         for nt, items in attr_files.items():
             job.read_attributes(nt, items)
-        report = job.commit(message=message, started=started, started_at=started_at)
-    if echo:
-        _echo(report)
-    return report
+        return job.commit(message=message, started=started, started_at=started_at)
 
 
 # ---------------------------------------------------------------------------------- the job
@@ -341,9 +362,8 @@ class _Ingest:
         if not old:
             return batch
         stored_cols = list(stored_event_schema(self.schema))
-        existing = pl.scan_parquet(
-            [self.store.path(f) for d in old for f in self.parent.partitions[d]]
-        ).select(stored_cols).collect()
+        existing = scan_events([self.store.path(f) for d in old for f in self.parent.partitions[d]],
+                               self.schema).select(stored_cols).collect()  # fmt: skip
         idx = batch.with_row_index("__i").join(existing, on=stored_cols, how="semi", nulls_equal=True)
         if idx.height == 0:
             return batch

@@ -218,10 +218,7 @@ class GraphStore:
 
         schema = self.schema(version)
         files = [self.path(f) for fs in self.partitions(version, start=start, end=end).values() for f in fs]
-        if files:
-            lf = pl.scan_parquet(files)
-        else:
-            lf = pl.LazyFrame(schema=stored_event_schema(schema))
+        lf = scan_events(files, schema)
         if start is not None:
             lf = lf.filter(pl.col("timestamp") >= pl.lit(to_utc(start)).cast(TIME_DTYPE))
         if end is not None:
@@ -369,6 +366,14 @@ def stored_event_schema(schema: LogSchema) -> dict[str, pl.DataType]:
         "weight": pl.Float64(),
         **ctx,
     }
+
+
+def scan_events(files: Sequence[str | os.PathLike], schema: LogSchema) -> pl.LazyFrame:
+    """Event partition files read with ``schema``'s columns: a file written before a schema
+    extension (a new context column) reads the new column as nulls."""
+    if not files:
+        return pl.LazyFrame(schema=stored_event_schema(schema))
+    return pl.scan_parquet(list(files), schema=stored_event_schema(schema), missing_columns="insert")
 
 
 def check_compatible(old: LogSchema, new: LogSchema) -> None:

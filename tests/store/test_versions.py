@@ -14,6 +14,7 @@ from store_helpers import events_frame
 from graphrec.store import (
     GraphStore,
     LogSchema,
+    SchemaError,
     StoreExistsError,
     StoreLockedError,
     StoreNotFoundError,
@@ -170,3 +171,40 @@ def test_empty_store_reads(tmp_path):
     assert store.quarantine().height == 0
     assert store.attributes("item") is None
     assert time.time() > 0
+
+
+def test_a_failed_first_ingest_leaves_no_store(tmp_path):
+    from graphrec.store import SourceError
+
+    root = tmp_path / "st"
+    with pytest.raises(SchemaError, match="no side table is declared for node type 'item'"):
+        ingest(root, [("ev", events_frame(3))], attributes={"item": [("t", events_frame(1))]}, echo=False)
+    assert not root.exists()
+    with pytest.raises(SourceError, match="no such file or folder"):
+        ingest(root, [tmp_path / "missing.csv"], echo=False)
+    assert not root.exists()
+    ingest(root, [("ev", events_frame(3))], schema=LogSchema(context={"device": "string"}), echo=False)
+    assert GraphStore(root).schema().context == {"device": "string"}  # the schema asked for, not the default
+
+
+def test_evolve_schema_command_extends_the_store(tmp_path):
+    from typer.testing import CliRunner
+
+    from graphrec.cli import app
+
+    root = tmp_path / "st"
+    ingest(root, [("ev", events_frame(3))], echo=False)
+    wider = LogSchema(context={"device": "string"})
+    (tmp_path / "wider.yaml").write_text(wider.to_yaml())
+    runner = CliRunner()
+    with pytest.raises(SchemaError, match="graphrec store evolve-schema"):
+        ingest(root, [("ev", events_frame(3, offset=3))], schema=wider, echo=False)
+    res = runner.invoke(app, ["store", "evolve-schema", "--store", str(root), "--schema", str(tmp_path / "wider.yaml")])
+    assert res.exit_code == 0, res.output
+    assert "version 2" in res.output and GraphStore(root).schema().hash() == wider.hash()
+    rep = ingest(root, [("ev", events_frame(3, offset=3).with_columns(device=pl.lit("ios")))], schema=wider, echo=False)
+    assert rep.version == 3 and rep.accepted == 3
+    narrower = tmp_path / "narrow.yaml"
+    narrower.write_text(LogSchema().to_yaml())
+    res = runner.invoke(app, ["store", "evolve-schema", "--store", str(root), "--schema", str(narrower)])
+    assert res.exit_code != 0 and "device" in res.output  # removing a column is not an extension
