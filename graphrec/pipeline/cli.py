@@ -53,6 +53,8 @@ def run_cmd(
     config: ConfigArg,
     date: Annotated[str, typer.Option(help="the night to run, YYYY-MM-DD (its day's logs are ingested)")],
     force: Annotated[bool, typer.Option(help="run the date again even if it already finished")] = False,
+    allow_older: Annotated[bool, typer.Option("--allow-older", help="promote this night's model even if production "
+                                                                   "was trained on a later night")] = False,
     set_: SetOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the night's result as JSON")] = False,
     quiet: Annotated[bool, typer.Option(help="no progress display")] = False,
@@ -63,7 +65,7 @@ def run_cmd(
 
     cfg = _load(config, set_)
     try:
-        r = run_night(cfg, date, force=force, console=err, progress=not quiet)
+        r = run_night(cfg, date, force=force, console=err, progress=not quiet, allow_older=allow_older)
     except PipelineLockedError as exc:
         fail(str(exc), EXIT_LOCKED)
     except PipelineError as exc:

@@ -103,8 +103,9 @@ def _seed(base: int, date: dt.date, generation: int) -> int:
 class _Night:
     """The state shared by the stages of one night."""
 
-    def __init__(self, cfg: PipelineConfig, date: dt.date, console: Console, progress: bool):
+    def __init__(self, cfg: PipelineConfig, date: dt.date, console: Console, progress: bool, allow_older: bool = False):
         self.cfg = cfg
+        self.allow_older = allow_older
         self.date = date
         self.paths = cfg.paths_resolved
         self.run_dir = self.paths["runs"] / date.isoformat()
@@ -350,6 +351,12 @@ def _stage_gate(n: _Night, bar) -> dict[str, Any]:
     m = n.state.stages["evaluate"]
     if "production" not in m:
         return {"passed": True, "checks": [], "reason": "no production model yet"}
+    prod = n.production()
+    later = prod.meta.get("date") if prod is not None else None
+    if later and later > n.date.isoformat() and not n.allow_older:
+        return {"passed": False, "checks": [], "reason": (
+            f"production v{prod.version} was trained through {later}, after this night ({n.date}): a model of "
+            "less data is not promoted (pipeline run --allow-older promotes it)")}  # fmt: skip
     checks, passed = [], True
     for s in g.sets:
         cand, prod = m["candidate"].get(s, {}), m["production"].get(s, {})
@@ -479,15 +486,18 @@ def _result(n: _Night, status: str, *, skipped: bool = False, error: str | None 
 
 
 def run_night(cfg: PipelineConfig, date: str | dt.date, *, force: bool = False, console: Console | None = None,
-              progress: bool = True) -> NightResult:  # fmt: skip
+              progress: bool = True, allow_older: bool = False) -> NightResult:  # fmt: skip
     """Run (or resume) the night ``date``; see the module docstring. Never raises for a failed
     stage: the result says ``failed`` and names the error. Raises :class:`PipelineLockedError`
-    when another run holds the lock."""
+    when another run holds the lock.
+
+    A night earlier than the production model's is gated (production trained on more data
+    stays) unless ``allow_older``."""
     date = parse_date(date)
     console = console or Console(stderr=True)
     paths = cfg.paths_resolved
     with pipeline_lock(paths["runs"], date.isoformat()):
-        n = _Night(cfg, date, console, progress)
+        n = _Night(cfg, date, console, progress, allow_older)
         if n.state.status in (PUBLISHED, GATED) and not force:
             return _result(n, n.state.status, skipped=True)
         if force and n.state.stages:

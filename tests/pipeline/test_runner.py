@@ -212,3 +212,16 @@ def test_row_lr_scale_equals_a_larger_learning_rate_for_those_rows():
         ref.step()
     assert torch.allclose(w[:1], a, atol=1e-6) and torch.allclose(w[1:], b, atol=1e-6)
     assert not torch.allclose(w[1:], init[1:])
+
+
+def test_an_earlier_night_after_later_ones_is_not_promoted_unless_allowed(make_cfg):
+    cfg = make_cfg()
+    for d in (1, 2):
+        run_night(cfg, day(d), progress=False)
+    reg = ArtifactRegistry(cfg.paths_resolved["artifacts"])
+    prod = reg.production.version
+    late = run_night(cfg, day(0), progress=False)
+    assert late.status == "gated" and f"trained through {day(2)}, after this night ({day(0)})" in late.gate["reason"]
+    assert reg.production.version == prod
+    allowed = run_night(cfg, day(0), force=True, progress=False, allow_older=True)
+    assert allowed.status == "published" and reg.production.version == allowed.artifact_version
