@@ -63,8 +63,13 @@ def plot_replay(rows: list[dict[str, Any]], metric: str, path: Path) -> None:
         if not mine:
             continue
         x = [dt.date.fromisoformat(r["date"]) for r in mine]
+        gated = [i for i, r in enumerate(mine) if r.get("status") == "gated"]
         for ax, key in ((axes[0], f"holdout_{metric}"), (axes[1], f"canary_{metric}")):
-            ax.plot(x, [r[key] if r[key] is not None else float("nan") for r in mine], style, ms=3, label=mode)
+            y = [r[key] if r[key] is not None else float("nan") for r in mine]
+            ax.plot(x, y, style, ms=3, label=mode)
+            if gated:  # the candidates the gate refused: production stayed as it was
+                ax.plot([x[i] for i in gated], [y[i] for i in gated], "x", color="red", ms=8, mew=2,
+                        label=f"{mode}: gated (not published)")  # fmt: skip
         axes[2].plot(x, [r["train_s"] for r in mine], style, ms=3, label=mode)
     axes[0].set_ylabel(f"held-out {metric}")
     axes[1].set_ylabel(f"canary {metric}")

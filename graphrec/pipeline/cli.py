@@ -111,7 +111,8 @@ def replay_cmd(
             return
         tag = {"published": "[green]published[/]", "gated": "[yellow]gated[/]"}.get(r.status, f"[red]{r.status}[/]")
         took = r.train.get("seconds")
-        err.print(f"{m:>4} {r.date}: {tag}{' (already done)' if r.skipped else ''}"
+        why = f" ({r.gate.get('reason')})" if r.status == "gated" else ""
+        err.print(f"{m:>4} {r.date}: {tag}{why}{' (already done)' if r.skipped else ''}"
                   f"{f', train {took:.1f} s' if took is not None else ''}; {_night_summary(r, metric)}")  # fmt: skip
 
     try:
@@ -165,6 +166,7 @@ def status_cmd(
             "mode": s.get("train", {}).get("mode"),
             f"holdout_{cfg.gate.metric}": ev.get("holdout", {}).get(cfg.gate.metric),
             f"canary_{cfg.gate.metric}": ev.get("canary", {}).get(cfg.gate.metric),
+            "gate": s.get("gate", {}).get("reason") if st.status == "gated" else None,
         })  # fmt: skip
     if as_json:
         typer.echo(json.dumps(rows))
@@ -174,7 +176,7 @@ def status_cmd(
         return
     table = Table(title=f"{cfg.name}: runs under {runs}")
     for col in rows[0]:
-        table.add_column(col, justify="left" if col in ("date", "status", "mode", "failed_stage") else "right")
+        table.add_column(col, justify="left" if col in ("date", "status", "mode", "failed_stage", "gate") else "right")
     for r in rows:
         table.add_row(*(_fmt(v) for v in r.values()))
     out.print(table)

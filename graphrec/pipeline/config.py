@@ -126,6 +126,13 @@ class GateConfig(Strict):
     tolerance: float = Field(0.05, ge=0, le=1, description="publish when candidate >= (1 - tolerance) x production")
     sets: list[Literal["holdout", "canary"]] = Field(["holdout", "canary"], description="evaluation sets gated on")
     min_users: int = Field(5, ge=1, description="a set with fewer evaluated users is reported but not gated on")
+    reference: Literal["best", "first", "none"] = Field(
+        "best", description="a fixed bound on the canary set: the best canary score of any published model, the "
+        "first published model's, or none. Night-to-night comparisons alone let slow drift through",
+    )
+    reference_tolerance: float = Field(
+        0.05, ge=0, le=1, description="publish only when canary >= (1 - reference_tolerance) x the reference"
+    )
 
 
 class PublishConfig(Strict):

@@ -54,6 +54,7 @@ def night_row(mode: str, r: NightResult, metric: str) -> dict[str, Any]:
         f"canary_recall@{k}": cand.get("canary", {}).get(f"recall@{k}"),
         f"production_canary_{metric}": prod.get("canary", {}).get(metric),
         "gate": "passed" if r.gate.get("passed") else ("failed" if r.gate else ""),
+        "gate_reason": r.gate.get("reason", ""),
     }
     return row
 

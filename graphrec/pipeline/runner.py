@@ -373,7 +373,45 @@ def _stage_gate(n: _Night, bar) -> dict[str, Any]:
     failed = [c["set"] for c in checks if c.get("gated") and not c["passed"]]
     reason = (f"{g.metric} regressed beyond {g.tolerance:.0%} on {', '.join(failed)}" if failed
               else f"{g.metric} within {g.tolerance:.0%} of production v{m['production_version']} or better")  # fmt: skip
+    ref = _reference(n)
+    cand = m["candidate"].get("canary", {})
+    if ref is not None and g.metric in cand and int(cand.get("users", 0)) >= g.min_users:
+        c, bound = float(cand[g.metric]), (1 - g.reference_tolerance) * ref["value"]
+        ok = c >= bound
+        checks.append({"set": "canary vs reference", "users": int(cand["users"]), "gated": True, "candidate": c,
+                       "production": ref["value"], "threshold": bound, "passed": ok})  # fmt: skip
+        if not ok:
+            passed = False
+            drift = (f"canary {g.metric} {c:.4f} is {1 - c / ref['value']:.1%} below the {g.reference} published "
+                     f"model's {ref['value']:.4f} (v{ref['version']}, {ref['date']}; gate.reference_tolerance "
+                     f"{g.reference_tolerance:.0%})")  # fmt: skip
+            reason = drift if not failed else f"{reason}; {drift}"
     return {"passed": passed, "checks": checks, "reason": reason}
+
+
+REFERENCE = "reference.json"
+
+
+def _reference(n: _Night) -> dict[str, Any] | None:
+    """The gate's fixed reference on the canary set (``runs/reference.json``), when it applies."""
+    g = n.cfg.gate
+    path = n.paths["runs"] / REFERENCE
+    if g.reference == "none" or not path.is_file():
+        return None
+    ref = json.loads(path.read_text())
+    return ref if ref.get("metric") == g.metric and ref.get("mode") == g.reference else None
+
+
+def _update_reference(n: _Night, version: int) -> None:
+    """After a publish: the first published canary score (``first``) or the best so far (``best``)."""
+    g = n.cfg.gate
+    value = n.state.stages["evaluate"]["candidate"].get("canary", {}).get(g.metric)
+    if g.reference == "none" or value is None:
+        return
+    ref = _reference(n)
+    if ref is None or (g.reference == "best" and float(value) > ref["value"]):
+        atomic_write_json(n.paths["runs"] / REFERENCE, {"metric": g.metric, "mode": g.reference, "value": float(value),
+                                                        "version": version, "date": n.date.isoformat()})  # fmt: skip
 
 
 def _model_card(n: _Night, version_meta: dict[str, Any]) -> str:
@@ -422,6 +460,7 @@ def _stage_publish(n: _Night, bar) -> dict[str, Any]:
         av = found[-1]
         if reg.production is None or reg.production.version != av.version:
             reg.promote(av.version, reason=f"{n.run_id} (resumed)")
+        _update_reference(n, av.version)
         return {"version": av.version, "path": str(av.path), "resumed": True}
     model, rcfg, _ = _load_candidate(n)
     data = n.night().data
@@ -446,6 +485,7 @@ def _stage_publish(n: _Night, bar) -> dict[str, Any]:
                                                                 "rec": rcfg.model_dump(mode="json")}, sort_keys=False))  # fmt: skip
     atomic_write_text(staging / "MODEL_CARD.md", _model_card(n, meta))
     av = reg.publish(staging, meta, promote=True, reason=n.run_id)
+    _update_reference(n, av.version)
     return {"version": av.version, "path": str(av.path)}
 
 

@@ -146,6 +146,7 @@ RUNNERS = {
     "pipeline.config.TrainConfig.mode": lambda c, tmp_path, **_: _night(tmp_path, f"train.mode={c}"),
     "pipeline.config.GateConfig.sets": lambda c, tmp_path, **_: _night(tmp_path, f"gate.sets=[{c}]"),
     "pipeline.config.PublishConfig.index": lambda c, tmp_path, **_: _night(tmp_path, f"publish.index={c}"),
+    "pipeline.config.GateConfig.reference": lambda c, tmp_path, **_: _night(tmp_path, f"gate.reference={c}"),
     "store.schema.LogSchema.format": lambda c, **_: LogSchema(format=c),
     "store.schema.LogSchema.id_type": lambda c, tmp_path, **_: _ingest(
         tmp_path, LogSchema(id_type=c), events_frame(3).with_columns(user_id=pl.Series([1, 2, 3]), target_id=pl.Series([4, 5, 6]))),

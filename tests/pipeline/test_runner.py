@@ -215,7 +215,7 @@ def test_row_lr_scale_equals_a_larger_learning_rate_for_those_rows():
 
 
 def test_an_earlier_night_after_later_ones_is_not_promoted_unless_allowed(make_cfg):
-    cfg = make_cfg()
+    cfg = make_cfg("gate.reference=none")  # this test is about dates, not about the canary bound
     for d in (1, 2):
         run_night(cfg, day(d), progress=False)
     reg = ArtifactRegistry(cfg.paths_resolved["artifacts"])
@@ -225,3 +225,24 @@ def test_an_earlier_night_after_later_ones_is_not_promoted_unless_allowed(make_c
     assert reg.production.version == prod
     allowed = run_night(cfg, day(0), force=True, progress=False, allow_older=True)
     assert allowed.status == "published" and reg.production.version == allowed.artifact_version
+
+
+def test_the_gate_bounds_slow_drift_against_the_best_published_canary(make_cfg):
+    import json
+
+    cfg = make_cfg("gate.tolerance=0.5", "gate.reference_tolerance=0.02")
+    first = run_night(cfg, day(0), progress=False)
+    ref_path = cfg.paths_resolved["runs"] / "reference.json"
+    ref = json.loads(ref_path.read_text())
+    assert ref["version"] == first.artifact_version and ref["value"] == first.metrics["candidate"]["canary"]["ndcg@10"]
+    # raise the reference above anything reachable: the next candidate drifts below it
+    ref["value"] = 0.99
+    ref_path.write_text(json.dumps(ref))
+    second = run_night(cfg, day(1), progress=False)
+    assert second.status == "gated" and "below the best published model's 0.9900" in second.gate["reason"]
+    check = [c for c in second.gate["checks"] if c["set"] == "canary vs reference"][0]
+    assert check["threshold"] == pytest.approx(0.99 * 0.98) and not check["passed"]
+    none = make_cfg("gate.tolerance=0.5", "gate.reference=none", workdir=cfg.paths_resolved["workdir"].parent / "w2")
+    run_night(none, day(0), progress=False)
+    assert run_night(none, day(1), progress=False).status == "published"
+    assert not (none.paths_resolved["runs"] / "reference.json").exists()
