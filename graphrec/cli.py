@@ -54,14 +54,14 @@ def datasets_cmd(as_json: Annotated[bool, typer.Option("--json")] = False) -> No
 @app.command("models")
 def models_cmd() -> None:
     """List the registered backbones and what each can do."""
-    from graphrec.models import MODELS
+    from graphrec.models.index import INDEX
 
-    table = Table(title="registered models")
-    for col in ("name", "K steps (hop sampling)", "needs graph", "learns inputs", "description"):
+    table = Table(title="registered models (graphrec config NAME [--task rec] shows the settings)")
+    for col in ("name", "tasks", "K steps", "learns ID embeddings", "description"):
         table.add_column(col)
-    for name, spec in sorted(MODELS.items()):
-        yes = lambda flag: "yes" if flag else ""  # noqa: E731
-        table.add_row(name, yes(spec.supports_steps), yes(spec.needs_graph), yes(spec.learns_inputs), spec.summary)
+    for name, info in sorted(INDEX.items()):
+        tasks = "node, rec" if info.learns_inputs else "node"
+        table.add_row(name, tasks, "yes" if info.supports_steps else "", "yes" if info.learns_inputs else "", info.summary)
     out.print(table)
 
 

@@ -16,8 +16,7 @@ import yaml
 from pydantic import BaseModel
 
 from graphrec.config.base import ConfigError, Layers, validate
-from graphrec.models import get_spec
-from graphrec.models.registry import UnknownModelError
+from graphrec.models.index import UnknownModelError, model_info
 
 TASKS = ("node", "rec")
 
@@ -50,7 +49,7 @@ def preset(task: str, model: str) -> dict:
 def model_name(model: str) -> str:
     """The registered name of ``model`` (case-insensitive), or a :class:`ConfigError` listing them."""
     try:
-        return get_spec(model).name
+        return model_info(model).name
     except UnknownModelError as exc:
         raise ConfigError(str(exc)) from None
 
@@ -99,5 +98,5 @@ def resolve_task_config(
                           f"differs from the model being configured, {name!r}")  # fmt: skip
     raw["model"] = {**raw.get("model", {}), "name": name}
     params = {k: v for k, v in raw["model"].items() if k != "name"}
-    validate(get_spec(name).params, params, stack, where=f"invalid parameters for model {name!r}", prefix=("model",))
+    validate(model_info(name).params, params, stack, where=f"invalid parameters for model {name!r}", prefix=("model",))
     return validate(schema, raw, stack)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import torch
-from torch_geometric.data import Data
-from torch_geometric.datasets import Planetoid
+from typing import TYPE_CHECKING
 
 from graphrec.data.root import (
     NETWORK_ERRORS,
@@ -13,6 +11,9 @@ from graphrec.data.root import (
     missing_error,
     writable_copy,
 )
+
+if TYPE_CHECKING:  # torch and PyG load when a dataset does, not when the catalog is listed
+    from torch_geometric.data import Data
 
 PLANETOID_NAMES = {"cora": "Cora", "citeseer": "CiteSeer", "pubmed": "PubMed"}
 _RAW_SUFFIXES = ("x", "tx", "allx", "y", "ty", "ally", "graph", "test.index")
@@ -52,6 +53,8 @@ def load_planetoid(name: str, root=None) -> Data:
         # PyG writes processed/ beside raw/; the data root may be shared or read-only.
         base = writable_copy(root / "planetoid" / name / "raw", f"planetoid/{name}/raw").parents[1]
     try:
+        from torch_geometric.datasets import Planetoid
+
         ds = Planetoid(str(base), name, split="public")
     except NETWORK_ERRORS as exc:
         raise missing_error(name, missing, Planetoid.url, str(exc)) from exc
@@ -65,6 +68,8 @@ def label_rate_split(data: Data, rate: float, seed: int) -> Data:
     """Training set of ``rate * num_nodes`` labelled nodes, drawn at random outside the public
     validation and test sets, with at least one node per class (Li et al., 2018 protocol).
     Validation and test masks stay the public ones."""
+    import torch
+
     if not 0 < rate < 1:
         raise ValueError(f"label rate must be in (0, 1), got {rate}")
     gen = torch.Generator().manual_seed(seed)

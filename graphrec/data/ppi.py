@@ -6,9 +6,7 @@ Files under ``<root>/ppi/raw``: ``{train,valid,test}_{graph.json,feats.npy,graph
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-from torch_geometric.data import Data
-from torch_geometric.datasets import PPI
+from typing import TYPE_CHECKING
 
 from graphrec.data.root import (
     NETWORK_ERRORS,
@@ -19,6 +17,9 @@ from graphrec.data.root import (
 )
 
 PPI_SPLITS = ("train", "valid", "test")
+if TYPE_CHECKING:  # PyG loads when the dataset does, not when the catalog is listed
+    from torch_geometric.data import Data
+
 PPI_RAW_FILES = [f"{s}_{f}" for s in PPI_SPLITS for f in ("graph.json", "feats.npy", "graph_id.npy", "labels.npy")]
 
 
@@ -46,6 +47,8 @@ def load_ppi(root=None) -> InductiveDataset:
     else:
         base = writable_copy(raw, "ppi/raw").parent
     try:
+        from torch_geometric.datasets import PPI
+
         splits = {s: PPI(str(base), split=s) for s in ("train", "val", "test")}
     except NETWORK_ERRORS as exc:
         raise missing_error("PPI", missing, PPI.url, str(exc)) from exc

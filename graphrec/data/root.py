@@ -35,23 +35,37 @@ def data_root() -> Path:
     return Path(env).expanduser() if env else cache_dir()
 
 
-def writable_copy(src: Path, rel: str) -> Path:
-    """Mirror the folder ``src`` into ``cache_dir()/rel`` (files copied once, by size) and return it.
+def writable_copy(src: Path, rel: str, derived: tuple[str, ...] = ("processed",)) -> Path:
+    """Mirror the folder ``src`` into the cache and return the mirror.
 
     Used when the data root is read-only but a loader must write next to the raw files
-    (PyG writes ``processed/`` beside ``raw/``).
+    (PyG writes ``processed/`` beside ``raw/``). The mirror is keyed by ``src``'s absolute
+    path, so two data roots never share one (nor what a loader derived from either); a file
+    is copied again when its size or modification time changed, and then the folders
+    ``derived`` beside the mirror (PyG's ``processed/``) are removed, so they are rebuilt
+    from the new files instead of being served stale.
     """
-    dst = cache_dir() / rel
+    import hashlib
+
+    key = hashlib.sha1(str(Path(src).resolve()).encode()).hexdigest()[:12]
+    dst = cache_dir() / "mirrors" / key / rel
+    changed = False
     for f in src.rglob("*"):
         if f.is_dir():
             continue
         target = dst / f.relative_to(src)
-        if target.exists() and target.stat().st_size == f.stat().st_size:
+        st = f.stat()
+        if target.exists() and target.stat().st_size == st.st_size and int(target.stat().st_mtime) == int(st.st_mtime):
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.tmp")
         shutil.copyfile(f, tmp)
+        os.utime(tmp, (st.st_atime, st.st_mtime))
         os.replace(tmp, target)
+        changed = True
+    if changed:
+        for name in derived:
+            shutil.rmtree(dst.parent / name, ignore_errors=True)
     return dst
 
 

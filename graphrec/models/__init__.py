@@ -1,36 +1,29 @@
 """Backbones by name, and the bipartite recommender that puts any of them on a user-item graph.
 
-Importing this package registers every built-in model.
+The index (:mod:`graphrec.models.index`) and the parameter classes
+(:mod:`graphrec.models.params`) import without torch; a model's module is imported when the
+model is first asked for (:func:`get_spec`, :func:`build_model`). ``MODELS`` holds every
+built-in model once read.
 """
 
-# imported for their registration side effects (node classification and recommendation backbones)
-from graphrec.models import baselines, gesm, lightgcn, mf, xsimgcl  # noqa: F401
-from graphrec.models.bipartite import BipartiteRecommender, NodeFeatureEncoder, pair_loss
-from graphrec.models.registry import (
-    LAZY_MODELS,
-    MODELS,
-    Backbone,
-    ModelParams,
-    ModelSpec,
-    UnknownModelError,
-    build_model,
-    get_spec,
-    register,
-    validate_params,
-)
+from graphrec.utils.lazy import lazy_exports
 
-__all__ = [
-    "LAZY_MODELS",
-    "MODELS",
-    "Backbone",
-    "BipartiteRecommender",
-    "ModelParams",
-    "ModelSpec",
-    "NodeFeatureEncoder",
-    "UnknownModelError",
-    "build_model",
-    "get_spec",
-    "pair_loss",
-    "register",
-    "validate_params",
-]
+_EXPORTS = {
+    "INDEX": ".index",
+    "ModelInfo": ".index",
+    "UnknownModelError": ".index",
+    "model_info": ".index",
+    "ModelParams": ".params",
+    "Backbone": ".registry",
+    "ModelSpec": ".registry",
+    "build_model": ".registry",
+    "get_spec": ".registry",
+    "register": ".registry",
+    "validate_params": ".registry",
+    "MODELS": ".builtin",
+    "BipartiteRecommender": ".bipartite",
+    "NodeFeatureEncoder": ".bipartite",
+    "pair_loss": ".bipartite",
+}
+
+__all__, __getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -3,25 +3,24 @@ propagation models SGC, APPNP and a K-layer GCN (``hopgcn``)."""
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 import torch.nn.functional as F
-from pydantic import Field
 from torch import Tensor, nn
 from torch_geometric.nn import GATConv, GCNConv, SAGEConv
 from torch_geometric.nn.resolver import activation_resolver
 
-from graphrec.models.registry import Backbone, ModelParams, register
+from graphrec.models.params import (
+    APPNPParams,
+    GATParams,
+    GCNParams,
+    HopGCNParams,
+    SAGEParams,
+    SGCParams,
+)
+from graphrec.models.registry import Backbone, register
 from graphrec.nn.hop_sampling import max_steps, select_steps
 from graphrec.nn.input_dropout import InputDropout
 from graphrec.nn.propagation import Propagation
-
-
-class GCNParams(ModelParams):
-    hidden: int = Field(16, ge=1)
-    dropout: float = Field(0.5, ge=0, lt=1)
-    act: str = "relu"
 
 
 @register("gcn", GCNParams)
@@ -48,17 +47,6 @@ class GCN(Backbone):
         x = self.act(self.conv1(x, ei, w))
         x = F.dropout(x, self.dropout, self.training)
         return self.conv2(x, ei, w)
-
-
-class GATParams(ModelParams):
-    hidden: int = Field(8, ge=1, description="size per head")
-    heads: int = Field(8, ge=1)
-    out_heads: int = Field(1, ge=1)
-    dropout: float = Field(0.6, ge=0, lt=1)
-    attn_dropout: float = Field(0.6, ge=0, lt=1)
-    num_layers: int = Field(2, ge=2)
-    residual: bool = False
-    act: str = "elu"
 
 
 @register("gat", GATParams)
@@ -92,13 +80,6 @@ class GAT(Backbone):
         return self.convs[-1](x, edge_index)
 
 
-class SAGEParams(ModelParams):
-    hidden: int = Field(64, ge=1)
-    dropout: float = Field(0.5, ge=0, lt=1)
-    aggr: Literal["mean", "max", "sum"] = "mean"
-    act: str = "relu"
-
-
 @register("sage", SAGEParams)
 class GraphSAGE(Backbone):
     """Two-layer GraphSAGE (Hamilton et al., 2017), full batch."""
@@ -123,14 +104,8 @@ class GraphSAGE(Backbone):
         return self.conv2(x, edge_index)
 
 
-class SGCParams(ModelParams):
-    K: int = Field(2, ge=1, description="propagation steps")
-
-
 @register("sgc", SGCParams)
 class SGC(Backbone):
-    supports_steps = True
-
     """Simplified graph convolution (Wu et al., 2019): a linear model on Â^K X.
 
     The propagated features Â^k X for k = 0..K do not depend on the weights, so they are
@@ -138,6 +113,8 @@ class SGC(Backbone):
     the inputs (``learns_inputs = False``): to learn ID embeddings through K linear
     propagation steps, use ``lightgcn``, its trainable counterpart.
     """
+
+    supports_steps = True
 
     learns_inputs = False
 
@@ -165,21 +142,12 @@ class SGC(Backbone):
         return self.lin(select_steps(self._states[: k + 1], steps))
 
 
-class APPNPParams(ModelParams):
-    hidden: int = Field(64, ge=1)
-    dropout: float = Field(0.5, ge=0, lt=1)
-    K: int = Field(10, ge=1, description="power-iteration steps")
-    alpha: float = Field(0.1, gt=0, le=1, description="teleport probability")
-    edge_dropout: float = Field(0.0, ge=0, lt=1, description="dropout on Â's entries per step")
-    act: str = "relu"
-
-
 @register("appnp", APPNPParams)
 class APPNPNet(Backbone):
-    supports_steps = True
-
     """Predict then propagate (Klicpera et al., 2019): an MLP, then K steps of personalised PageRank
     :math:`H^{t+1} = (1-\\alpha) \\hat A H^t + \\alpha H^0`."""
+
+    supports_steps = True
 
     def __init__(self, in_channels, out_channels, hidden, dropout, K, alpha, edge_dropout, act):
         super().__init__()
@@ -217,19 +185,12 @@ class APPNPNet(Backbone):
         return select_steps(states, steps)
 
 
-class HopGCNParams(ModelParams):
-    K: int = Field(2, ge=1, description="number of GCN layers (propagation steps)")
-    hidden: int = Field(64, ge=1)
-    dropout: float = Field(0.5, ge=0, lt=1)
-    act: str = "relu"
-
-
 @register("hopgcn", HopGCNParams)
 class HopGCN(Backbone):
-    supports_steps = True
-
     """K-layer GCN between an input and an output linear layer, so any prefix of its
     layers is a valid model (used for depth studies and hop sampling)."""
+
+    supports_steps = True
 
     def __init__(self, in_channels, out_channels, K, hidden, dropout, act):
         super().__init__()

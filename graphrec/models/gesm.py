@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import torch.nn.functional as F
-from pydantic import Field
 from torch import Tensor, nn
 
-from graphrec.models.registry import Backbone, ModelParams, register
+from graphrec.models.params import GESMParams, GSMParams
+from graphrec.models.registry import Backbone, register
 from graphrec.nn.entity_attention import EntityAttention
 from graphrec.nn.input_dropout import InputDropout
 from graphrec.nn.propagation import Propagation
@@ -14,19 +14,12 @@ from graphrec.nn.step_mixture import StepMixtureLinear
 from graphrec.nn.structure_reg import StructureRegularizer
 
 
-class GSMParams(ModelParams):
-    hidden: int = Field(512, ge=1)
-    K: int = Field(15, ge=1, description="blocks in the step mixture (hops 0..K-1)")
-    dropout: float = Field(0.3, ge=0, lt=1, description="dropout on the concatenated mixture")
-    input_dropout: float = Field(0.0, ge=0, lt=1)
-
-
 @register("gsm", GSMParams)
 class GSM(Backbone):
-    supports_steps = True
-
     r"""Graph step mixture: :math:`Z = \big(\Vert_{k=0}^{K-1} P^k \,\mathrm{ELU}(X W_0)\big) W_1`
     with :math:`P = \tilde A D^{-1}`."""
+
+    supports_steps = True
 
     def __init__(self, in_channels, out_channels, hidden, K, dropout, input_dropout):
         super().__init__()
@@ -49,24 +42,13 @@ class GSM(Backbone):
         return self.mixture(h, edge_index, edge_weight, steps)
 
 
-class GESMParams(ModelParams):
-    hidden: int = Field(64, ge=1, description="size per attention head")
-    heads: int = Field(8, ge=1)
-    K: int = Field(15, ge=1, description="blocks in the step mixture (hops 0..K-1)")
-    dropout: float = Field(0.3, ge=0, lt=1, description="dropout on the concatenated mixture")
-    attn_dropout: float = Field(0.7, ge=0, lt=1, description="dropout on attention coefficients")
-    reg_sample_rate: float = Field(0.05, gt=0, le=1, description="fraction of P's entries in the structure regulariser")
-    reg_beta: float = Field(1.0, ge=0, le=1)
-    reg_weight: float = Field(1.0, ge=0, description="weight of the structure regulariser (0 disables it)")
-
-
 @register("gesm", GESMParams)
 class GESM(Backbone):
-    supports_steps = True
-
     r"""Graph entities with step mixture: multi-head entity attention over
     :math:`P = \tilde A D^{-1}`, then the step mixture and one linear layer, trained with
     a structure regulariser on a fixed sample of P's entries."""
+
+    supports_steps = True
 
     def __init__(self, in_channels, out_channels, hidden, heads, K, dropout, attn_dropout,
                  reg_sample_rate, reg_beta, reg_weight):  # fmt: skip

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import torch
-from pydantic import Field
 from torch import Tensor, nn
 
-from graphrec.models.registry import Backbone, ModelParams, register
+from graphrec.models.params import LightGCNParams
+from graphrec.models.registry import Backbone, register
 from graphrec.nn.hop_sampling import max_steps
 from graphrec.nn.propagation import Propagation
 
@@ -22,14 +22,8 @@ class LightGCNPropagation(Propagation):
         super().__init__("symmetric_no_loops")
 
 
-class LightGCNParams(ModelParams):
-    K: int = Field(3, ge=1, description="propagation layers; the output is the mean of layers 0..K")
-
-
 @register("lightgcn", LightGCNParams)
 class LightGCN(Backbone):
-    supports_steps = True
-
     r"""LightGCN: :math:`E = \frac{1}{K+1} \sum_{k=0}^{K} \hat A^k E_0` with
     :math:`\hat A = D^{-1/2} A D^{-1/2}` (no self-loops, no weights, no non-linearity).
 
@@ -38,6 +32,8 @@ class LightGCN(Backbone):
     module also serves feature-based tasks. ``steps=k`` returns the mean of layers 0..k
     (per node when ``steps`` is a tensor), so :class:`~graphrec.nn.HopSampling` applies.
     """
+
+    supports_steps = True
 
     def __init__(self, in_channels: int, out_channels: int, K: int):
         super().__init__()

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from graphrec.models.registry import Backbone, ModelParams, register
-
-
-class MFParams(ModelParams):
-    pass
+from graphrec.models.params import MFParams
+from graphrec.models.registry import Backbone, register
 
 
 @register("mf", MFParams)

@@ -13,16 +13,14 @@ from dataclasses import dataclass
 from importlib import import_module
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ValidationError
 from torch import Tensor, nn
 
+from graphrec.models.index import INDEX, UnknownModelError
+from graphrec.models.params import ModelParams
 from graphrec.nn.hop_sampling import HopSampling
 
-
-class ModelParams(BaseModel):
-    """Base of every backbone's hyperparameters; unknown keys are errors."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
+FLAGS = ("supports_steps", "needs_graph", "learns_inputs", "riemannian")
 
 
 class Backbone(nn.Module):
@@ -93,8 +91,6 @@ class ModelSpec:
 
 
 MODELS: dict[str, ModelSpec] = {}
-#: Model families outside ``graphrec.models``, registered when first asked for: name -> module.
-LAZY_MODELS: dict[str, str] = {}
 
 
 def register(name: str, params: type[ModelParams]) -> Callable:
@@ -105,6 +101,12 @@ def register(name: str, params: type[ModelParams]) -> Callable:
             raise TypeError(f"{cls!r} must subclass graphrec.models.Backbone to be registered")
         if name in MODELS:
             raise ValueError(f"model {name!r} is registered twice")
+        info = INDEX.get(name)
+        if info is not None:  # the index (read without torch) must say what the class says
+            wrong = [f for f in FLAGS if getattr(info, f) != getattr(cls, f)]
+            if wrong or info.params is not params:
+                raise ValueError(f"graphrec.models.index entry of {name!r} disagrees with {cls.__name__} on "
+                                 f"{wrong or ['params']}")  # fmt: skip
         doc = (cls.__doc__ or "").strip().splitlines()
         MODELS[name] = ModelSpec(name, cls, params, doc[0] if doc else "")
         return cls
@@ -112,22 +114,22 @@ def register(name: str, params: type[ModelParams]) -> Callable:
     return deco
 
 
-class UnknownModelError(KeyError):
-    """No model is registered under this name."""
-
-    def __str__(self) -> str:  # KeyError quotes its message; show it plainly
-        return str(self.args[0]) if self.args else ""
-
-
 def get_spec(name: str) -> ModelSpec:
     """The spec of model ``name`` (case-insensitive); raises :class:`UnknownModelError`."""
     key = name.lower()
-    if key not in MODELS and key in LAZY_MODELS:
-        import_module(LAZY_MODELS[key])  # registers it
+    if key not in MODELS and key in INDEX:
+        import_module(INDEX[key].module)  # registers it
     if key not in MODELS:
-        known = sorted(set(MODELS) | set(LAZY_MODELS))
+        known = sorted(set(MODELS) | set(INDEX))
         raise UnknownModelError(f"unknown model {name!r}; registered: {', '.join(known)}")
     return MODELS[key]
+
+
+def all_specs() -> dict[str, ModelSpec]:
+    """Every model of the index, registered (their modules imported)."""
+    for info in INDEX.values():
+        get_spec(info.name)
+    return MODELS
 
 
 def validate_params(name: str, params: dict) -> ModelParams:

@@ -6,11 +6,11 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field, model_validator
 from torch import Tensor, nn
 
 from graphrec.models.lightgcn import LightGCNPropagation
-from graphrec.models.registry import Backbone, ModelParams, register
+from graphrec.models.params import XSimGCLParams
+from graphrec.models.registry import Backbone, register
 
 
 def info_nce(anchor: Tensor, positive: Tensor, tau: float) -> Tensor:
@@ -29,20 +29,6 @@ def uniform_noise(h: Tensor, eps: float) -> Tensor:
     :math:`u \sim U(0, 1)^d` per row, so every row of the noise has L2 norm ``eps`` and each
     entry the sign of the matching entry of ``h`` (the noise keeps every row in its orthant)."""
     return torch.sign(h) * F.normalize(torch.rand_like(h), dim=-1) * eps
-
-
-class XSimGCLParams(ModelParams):
-    K: int = Field(2, ge=1, description="propagation layers; the output is the mean of layers 1..K")
-    eps: float = Field(0.2, ge=0, description="L2 norm of the noise added to every row after each layer (training only)")
-    cl_weight: float = Field(0.2, ge=0, description="weight (lambda) of the contrastive loss")
-    tau: float = Field(0.2, gt=0, description="InfoNCE temperature")
-    cl_layer: int = Field(1, ge=1, description="layer l* whose (noisy) embedding is contrasted with the output")
-
-    @model_validator(mode="after")
-    def _layer_exists(self) -> XSimGCLParams:
-        if self.cl_layer > self.K:
-            raise ValueError(f"cl_layer ({self.cl_layer}) must be at most K ({self.K})")
-        return self
 
 
 @register("xsimgcl", XSimGCLParams)

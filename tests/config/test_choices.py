@@ -162,7 +162,7 @@ RUNNERS = {
     "store.schema.LogSchema.extra_columns": lambda c, tmp_path, **_: _ingest(
         tmp_path, LogSchema(extra_columns=c), events_frame(2) if c == "quarantine" else events_frame(2).with_columns(extra=pl.lit(1))),
     "tasks.run.RunSpec.task": lambda c, tmp_path, monkeypatch, **_: _run_task(tmp_path, c, monkeypatch),
-    "models.baselines.SAGEParams.aggr": lambda c, **_: build_model("sage", 4, 2, aggr=c)(torch.randn(5, 4), torch.tensor([[0, 1], [1, 2]])),
+    "models.params.SAGEParams.aggr": lambda c, **_: build_model("sage", 4, 2, aggr=c)(torch.randn(5, 4), torch.tensor([[0, 1], [1, 2]])),
 }  # fmt: skip
 
 

@@ -32,7 +32,7 @@ def test_cora_public_split_from_shared_root(cora, shared_data):
     assert (int(cora.train_mask.sum()), int(cora.val_mask.sum()), int(cora.test_mask.sum())) == (140, 500, 1000)
     # The data root is never written to: PyG's processed/ lands in the cache copy.
     assert not (shared_data / "planetoid" / "Cora" / "processed").exists()
-    assert (cache_dir() / "planetoid" / "Cora" / "processed").exists()
+    assert list(cache_dir().glob("mirrors/*/planetoid/Cora/processed"))
 
 
 def test_citeseer_public_split(shared_data):
@@ -107,3 +107,18 @@ def test_label_rate_split_keeps_eval_sets_and_covers_classes(cora):
     assert d.y[d.train_mask].unique().numel() == 7
     assert torch.equal(label_rate_split(cora, 0.01, seed=3).train_mask, d.train_mask)
     assert not torch.equal(label_rate_split(cora, 0.01, seed=4).train_mask, d.train_mask)
+
+
+def test_two_data_roots_never_share_a_cached_dataset(tmp_path, monkeypatch):
+    """A mirror (and PyG's processed/ files) belongs to one data root: another root's Cora is
+    not served from it, and a changed raw file is processed again."""
+    monkeypatch.setenv("GRAPHREC_CACHE", str(tmp_path / "cache"))
+    small = write_planetoid(tmp_path / "a" / "planetoid" / "Cora" / "raw", "cora")
+    other = write_planetoid(tmp_path / "b" / "planetoid" / "Cora" / "raw", "cora", num_unlabelled=60, num_classes=4)
+    monkeypatch.setenv("GRAPHREC_DATA", str(tmp_path / "a"))
+    assert load_planetoid("Cora").num_nodes == small["num_nodes"]
+    monkeypatch.setenv("GRAPHREC_DATA", str(tmp_path / "b"))
+    b = load_planetoid("Cora")
+    assert b.num_nodes == other["num_nodes"] and b.num_classes == 4
+    write_planetoid(tmp_path / "b" / "planetoid" / "Cora" / "raw", "cora", num_unlabelled=70, num_classes=4)
+    assert load_planetoid("Cora").num_nodes == other["num_nodes"] + 10  # rebuilt from the new files

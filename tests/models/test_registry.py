@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from graphrec.config import resolve_config, resolve_rec_config
-from graphrec.models import MODELS, Backbone, build_model, get_spec
-from graphrec.models.registry import UnknownModelError, has_batch_term
+from graphrec.models import MODELS, Backbone, UnknownModelError, build_model, get_spec
+from graphrec.models.registry import has_batch_term
 from graphrec.nn import HopSampling
 from graphrec.tasks.link import LinkTask, build_rec_model
 from graphrec.tasks.node import NodeTask, build_backbone
@@ -60,17 +60,28 @@ def test_every_model_trains_on_both_tasks(name):
     assert res.epochs == 1 and 0 <= res.test["ndcg@10"] <= 1
 
 
-def test_unknown_and_lazily_registered_models():
+def test_the_index_is_the_registry():
+    from graphrec.models import INDEX
+    from graphrec.models.registry import FLAGS
+
+    assert set(INDEX) == set(MODELS)
+    for name, info in INDEX.items():
+        spec = MODELS[name]
+        assert info.params is spec.params and spec.cls.__module__ == info.module
+        assert all(getattr(info, f) == getattr(spec, f) for f in FLAGS), name
     with pytest.raises(UnknownModelError, match="unknown model 'nope'; registered: appnp"):
         get_spec("nope")
+
+
+def test_an_index_entry_that_disagrees_with_its_class_is_refused(monkeypatch):
     from graphrec.models import registry
 
-    registry.LAZY_MODELS["lazy_test_model"] = "graphrec.models.mf"  # registers nothing under that name
-    try:
-        with pytest.raises(UnknownModelError, match="lazy_test_model"):
-            get_spec("lazy_test_model")
-    finally:
-        del registry.LAZY_MODELS["lazy_test_model"]
+    class Wrong(Backbone):
+        supports_steps = True  # the index says mf has no propagation steps and ignores the graph
+
+    monkeypatch.delitem(registry.MODELS, "mf")
+    with pytest.raises(ValueError, match=r"disagrees with Wrong on \['supports_steps', 'needs_graph'\]"):
+        registry.register("mf", registry.INDEX["mf"].params)(Wrong)
 
 
 @pytest.mark.parametrize("task", ["node", "rec"])

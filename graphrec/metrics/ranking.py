@@ -1,5 +1,4 @@
-"""Metrics: ranking metrics for recommendation, computed from top-k lists in bounded memory,
-and micro-F1 for multi-label node classification.
+"""Ranking metrics for recommendation, computed from top-k lists in bounded memory.
 
 Full-ranking protocol (RecBole's): every user with at least one ground-truth item in the
 split is scored against *all* items; the items the user interacted with in earlier
@@ -31,8 +30,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-RANKING_METRICS = ("recall", "ndcg", "mrr", "hit", "map", "precision")
-ALL_METRICS = (*RANKING_METRICS, "coverage")
+from graphrec.metrics import ALL_METRICS
 
 
 @dataclass(frozen=True)
@@ -223,14 +221,3 @@ def _gather_rows(csr: CSR, users: Tensor) -> tuple[Tensor, Tensor]:
     offsets = torch.cumsum(lengths, 0) - lengths
     pos = torch.arange(rows.numel()) - offsets[rows] + starts[rows]
     return rows, csr.indices[pos]
-
-
-def micro_f1(logits: Tensor, y: Tensor) -> float:
-    """Micro-averaged F1 of multi-label predictions ``logits > 0`` ``[N, L]`` against ``y`` ``[N, L]``
-    (0/1): ``2 TP / (2 TP + FP + FN)`` over every (node, label) pair."""
-    pred = logits > 0
-    y = y > 0.5
-    tp = (pred & y).sum().item()
-    fp = (pred & ~y).sum().item()
-    fn = (~pred & y).sum().item()
-    return 2 * tp / max(2 * tp + fp + fn, 1)
