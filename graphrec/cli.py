@@ -21,7 +21,23 @@ from graphrec.store.cli import store_app
 from graphrec.tasks.cli import app as train_app
 from graphrec.utils.console import fail, out
 
-app = typer.Typer(no_args_is_help=True, help="graphrec: graph-centric recommender platform.", add_completion=False)
+app = typer.Typer(no_args_is_help=True, help="graphrec: graph-centric recommender platform.", add_completion=False,
+                  context_settings={"help_option_names": ["-h", "--help"]})
+
+
+def _version(value: bool) -> None:
+    if value:
+        from graphrec import __version__
+
+        out.print(f"graphrec {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
+) -> None:
+    """graphrec: graph-centric recommender platform."""
 app.add_typer(run_app)  # graphrec run: the flagship flow (make run)
 app.add_typer(train_app)  # graphrec train CONFIG
 app.add_typer(serving_app)  # graphrec recommend

@@ -76,3 +76,23 @@ def test_plot_depth_writes_png(shared_data, tmp_path):
 def test_plot_depth_rejects_models_without_depth():
     res = runner.invoke(app, ["plot", "depth", "--models", "gcn"])
     assert res.exit_code == 2 and "propagation" in res.output
+
+
+def test_version_and_short_help():
+    from graphrec import __version__
+
+    res = runner.invoke(app, ["--version"])
+    assert res.exit_code == 0 and res.stdout.strip() == f"graphrec {__version__}"
+    res = runner.invoke(app, ["-h"])
+    assert res.exit_code == 0 and "train" in res.stdout and "recommend" in res.stdout
+
+
+def test_listing_commands_do_not_load_torch():
+    import subprocess
+    import sys
+
+    for args in (["datasets"], ["models"], ["config", "gesm"], ["config", "lightgcn", "--task", "rec"]):
+        code = ("import sys; from typer.testing import CliRunner; from graphrec.cli import app; "
+                f"r = CliRunner().invoke(app, {args!r}); assert r.exit_code == 0, r.output; print('torch' in sys.modules)")  # fmt: skip
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+        assert out.strip() == "False", args

@@ -13,6 +13,8 @@ before any work starts; an unknown key is an error, never silently ignored.
 from __future__ import annotations
 
 import copy
+import difflib
+import typing
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -165,9 +167,24 @@ class Layers:
         return None
 
 
-def validation_message(exc: ValidationError, layers: Layers | None = None, prefix: Sequence[str] = ()) -> str:
+def _fields_at(schema: type[BaseModel] | None, loc: Sequence[Any]) -> list[str]:
+    """The field names of the (nested) model at ``loc`` inside ``schema``."""
+    model = schema
+    for part in loc:
+        field = model.model_fields.get(str(part)) if model is not None else None
+        if field is None:
+            return []
+        ann = field.annotation
+        candidates = [ann, *typing.get_args(ann)]
+        model = next((a for a in candidates if isinstance(a, type) and issubclass(a, BaseModel)), None)
+    return list(model.model_fields) if model is not None else []
+
+
+def validation_message(exc: ValidationError, layers: Layers | None = None, prefix: Sequence[str] = (),
+                       schema: type[BaseModel] | None = None) -> str:  # fmt: skip
     """A pydantic error as one line naming each bad key (``unknown config key 'train.lrr'``),
-    and, with ``layers``, the file or ``--set`` it came from."""
+    with, given the ``schema``, the nearest valid key, and, with ``layers``, the file or
+    ``--set`` it came from."""
     errs = []
     for e in exc.errors():
         loc = [*prefix, *(str(p) for p in e["loc"])]
@@ -175,7 +192,9 @@ def validation_message(exc: ValidationError, layers: Layers | None = None, prefi
         source = layers.source_of(loc) if layers is not None and loc else None
         where = f" (from {source})" if source else ""
         if e["type"] == "extra_forbidden":
-            errs.append(f"unknown config key {key!r}{where}")
+            near = difflib.get_close_matches(str(e["loc"][-1]), _fields_at(schema, e["loc"][:-1]), n=1, cutoff=0.6)
+            hint = f"; did you mean {'.'.join([*loc[:-1], near[0]])!r}?" if near else ""
+            errs.append(f"unknown config key {key!r}{where}{hint}")
         else:
             msg = e["msg"].removeprefix("Value error, ")
             errs.append(f"{key}: {msg}{where}" if key else msg)
@@ -191,5 +210,5 @@ def validate(schema: type[BaseModel], raw: dict, layers: Layers | None = None, w
     try:
         return schema.model_validate(raw)
     except ValidationError as exc:
-        msg = validation_message(exc, layers, prefix)
+        msg = validation_message(exc, layers, prefix, schema)
         raise ConfigError(f"{where}: {msg}" if where else msg) from None

@@ -277,6 +277,10 @@ def quarantine(
 
     q = GraphStore(store).quarantine(version, only=only)
     if reason:
+        from graphrec.store import REASONS
+
+        if reason not in REASONS:
+            raise typer.BadParameter(f"unknown reason {reason!r}; reasons: {', '.join(REASONS)}", param_hint="--reason")
         q = q.filter(pl.col("reason") == reason)
     if as_json:
         typer.echo(json.dumps(q.head(limit).to_dicts(), indent=2))

@@ -78,3 +78,15 @@ def test_trainer_options_are_shared_and_validated():
         resolve_rec_config("mf", None, ["train.optimizer=sgd"])
     # a dumped config validates back to the same config (model folders and run records rely on it)
     assert RecConfig.model_validate(rec.model_dump(mode="json")) == rec
+
+
+def test_an_unknown_key_suggests_the_nearest_valid_one():
+    with pytest.raises(ConfigError, match=r"'train.lrr' \(from --set train.lrr=1\); did you mean 'train.lr'\?"):
+        resolve_config("gcn", None, ["train.lrr=1"])
+    with pytest.raises(ConfigError, match=r"did you mean 'train.hop_sampling.distribution'\?"):
+        resolve_rec_config("lightgcn", None, ["train.hop_sampling.distributon=linear"])
+    with pytest.raises(ConfigError, match=r"did you mean 'model.hidden'\?"):
+        resolve_config("gcn", None, ["model.hiden=3"])
+    with pytest.raises(ConfigError) as exc:
+        resolve_config("gcn", None, ["train.zzzzzz=3"])
+    assert "did you mean" not in str(exc.value)  # nothing close: no guess

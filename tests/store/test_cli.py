@@ -94,3 +94,11 @@ def test_attributes_only(tmp_path, logs):
     assert json.loads(r.output)["new_ids"]["user"] > 0
     r = invoke("ingest", "--store", st)
     assert r.exit_code == 1 and "nothing to ingest" in r.output
+
+
+def test_quarantine_refuses_an_unknown_reason(tmp_path):
+    from graphrec.store import ingest
+
+    ingest(tmp_path / "st", [("ev", events_frame(2))], echo=False)
+    res = runner.invoke(store_app, ["quarantine", "--store", str(tmp_path / "st"), "--reason", "bad_vlaue"])
+    assert res.exit_code == 2 and "unknown reason 'bad_vlaue'" in res.output
