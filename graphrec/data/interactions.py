@@ -45,6 +45,11 @@ class Interactions:
     item_features: Features | None = None
     info: dict = field(default_factory=dict)
 
+    def __repr__(self) -> str:
+        src = self.info.get("dataset") or (self.info.get("store") or {}).get("root")
+        return (f"Interactions({self.user.size:,} events, {self.num_users:,} users, {self.num_items:,} {self.target}s"
+                + (f", from {src}" if src else "") + ")")  # fmt: skip
+
     def __post_init__(self) -> None:
         for name, arr, n in (("user", self.user, self.num_users), ("item", self.item, self.num_items)):
             if arr.size and (arr.min() < 0 or arr.max() >= n):
@@ -151,6 +156,10 @@ class RecData:
     @property
     def target(self) -> str:
         return self.source.target
+
+    def __repr__(self) -> str:
+        sizes = ", ".join(f"{k} {v:,}" for k, v in self.split.sizes().items())
+        return f"RecData({self.num_users:,} users, {self.num_items:,} {self.target}s; {self.split.method} split: {sizes})"
 
     @property
     def num_nodes(self) -> int:

@@ -40,6 +40,9 @@ class EdgeSplit:
     method: str
     info: dict = field(default_factory=dict)
 
+    def __repr__(self) -> str:
+        return f"EdgeSplit({self.method}: " + ", ".join(f"{k} {v:,}" for k, v in self.sizes().items()) + ")"
+
     def sizes(self) -> dict[str, int]:
         return {"train": self.train.size(1), "valid": self.valid.size(1), "test": self.test.size(1)}
 

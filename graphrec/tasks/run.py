@@ -66,6 +66,10 @@ class TrainResult:
     data: Any  # the split it was trained on (RecData) or the node dataset
     out: Path | None  # the model folder written, if any
 
+    def __repr__(self) -> str:
+        return f"TrainResult({self.spec.task} {self.config.model_name} on {self.spec.dataset}: {self.fit!r}" + \
+            (f", written to {self.out})" if self.out else ")")
+
 
 def load_run_config(config: str | os.PathLike | dict, overrides: list[str] | None = None) -> tuple[RunSpec, NodeConfig | RecConfig]:
     """Read a run config (a YAML path or a mapping) and resolve its task config.

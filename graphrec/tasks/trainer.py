@@ -94,6 +94,10 @@ class FitResult:
     history: list[dict] = field(default_factory=list)  # one ``info`` per epoch (see ProgressFn)
     state_dict: dict | None = None  # the selected weights (``keep_state=True``)
 
+    def __repr__(self) -> str:
+        return (f"FitResult({self.metric}: valid {self.valid_score:.4f}, test {self.test_score:.4f}; epoch "
+                f"{self.best_epoch} of {self.epochs}, {self.s_per_epoch:.3f} s/epoch, {self.seconds:.1f} s)")
+
     @property
     def valid_score(self) -> float:
         return float(self.valid.get(self.metric, math.nan))
@@ -347,16 +351,22 @@ _CHECKPOINT_KEYS = {"epoch", "model", "optimizer", "stopper", "stopped", "best_e
 
 
 class _Progress:
-    """A rich bar (``True``), a :data:`ProgressFn`, or nothing."""
+    """A rich bar (``True``, in a terminal), periodic lines (``True``, when stderr is a file or
+    a pipe: about every tenth of the budget, or every 30 s), a :data:`ProgressFn`, or nothing."""
 
     def __init__(self, progress: bool | ProgressFn | None, total: int, metric: str):
         self.callback = progress if callable(progress) else None
         self.total, self.metric = total, metric
         self._bar = self._task = None
+        self._lines = False
         if progress is True:
-            from graphrec.utils.console import progress_bar
+            from graphrec.utils.console import err, progress_bar
 
-            self._bar = progress_bar()
+            if err.is_terminal:
+                self._bar = progress_bar()
+            else:
+                self._lines, self._console = True, err
+                self._every, self._last = max(1, total // 10), time.monotonic()
 
     def __enter__(self) -> _Progress:
         if self._bar is not None:
@@ -364,14 +374,22 @@ class _Progress:
             self._task = self._bar.add_task("epochs", total=self.total, info="")
         return self
 
+    def _text(self, info: dict) -> str:
+        text = f"loss {info['loss']:.4f}" if "loss" in info else ""
+        if "valid" in info:
+            text += f"  valid {self.metric} {info['valid']:.4f}"
+        return text
+
     def update(self, epoch: int, info: dict) -> None:
         if self.callback is not None and info.get("epoch"):
             self.callback(epoch, self.total, info)
         if self._bar is not None:
-            text = f"loss {info['loss']:.4f}" if "loss" in info else ""
-            if "valid" in info:
-                text += f"  valid {self.metric} {info['valid']:.4f}"
-            self._bar.update(self._task, completed=epoch, info=text)
+            self._bar.update(self._task, completed=epoch, info=self._text(info))
+        elif self._lines and info.get("epoch"):
+            now = time.monotonic()
+            if epoch % self._every == 0 or epoch == self.total or now - self._last >= 30:
+                self._console.print(f"epoch {epoch}/{self.total}  {self._text(info)}", highlight=False)
+                self._last = now
 
     def __exit__(self, *exc: object) -> None:
         if self._bar is not None:
