@@ -83,3 +83,35 @@ def plot_replay(rows: list[dict[str, Any]], metric: str, path: Path) -> None:
     with atomic_open(path, "wb") as fh:
         fig.savefig(fh, format="png", dpi=110)
     plt.close(fig)
+
+
+def plot_history(history: list[dict[str, Any]], path: str | Path, title: str = "training") -> Path:
+    """Training loss per epoch and the validation metric per evaluation (a fit's ``history``), to a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
+    epochs = [h["epoch"] for h in history]
+    ax.plot(epochs, [h.get("loss", float("nan")) for h in history], color="tab:blue", label="training loss")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("training loss", color="tab:blue")
+    evaluated = [h for h in history if "valid" in h]
+    if evaluated:
+        ax2 = ax.twinx()
+        ax2.plot([h["epoch"] for h in evaluated], [h["valid"] for h in evaluated], "o-", ms=3, color="tab:orange",
+                 label="validation metric")  # fmt: skip
+        ax2.set_ylabel("validation metric", color="tab:orange")
+        best = max(evaluated, key=lambda h: h["valid"])
+        ax2.axvline(best["epoch"], color="grey", ls=":", lw=1)
+        ax2.annotate(f"best {best['valid']:.4f} (epoch {best['epoch']})", (best["epoch"], best["valid"]),
+                     textcoords="offset points", xytext=(5, -12), fontsize=8)  # fmt: skip
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path = Path(path)
+    with atomic_open(path, "wb") as fh:
+        fig.savefig(fh, format="png")
+    plt.close(fig)
+    return path

@@ -132,7 +132,8 @@ def run_rec_benchmark(
                 fit = fit_link(data, model, cfg, progress=tick, keep_state=False)
                 if export_dir is not None and s == seed_start:
                     export_model(model, data, Path(export_dir) / row.name, config=cfg.model_dump(),
-                                 metrics={"valid": fit.valid, "test": fit.test, "seed": s}, overwrite=True)  # fmt: skip
+                                 metrics={"valid": fit.valid, "test": fit.test, "seed": s}, history=fit.history,
+                                 overwrite=True)  # fmt: skip
                 run.fits.append(fit)
                 run.seeds.append(s)
                 bar.advance(total)

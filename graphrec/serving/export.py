@@ -19,8 +19,10 @@ import polars as pl
 
 from graphrec.serving.format import (
     CARD,
+    CURVE,
     EMBEDDINGS,
     FORMAT,
+    HISTORY,
     INDEX,
     POPULARITY,
     SCAN,
@@ -45,6 +47,7 @@ def export_embeddings(
     card: dict | None = None,
     state_dict: dict | None = None,
     scorer: Any | None = None,
+    history: list[dict] | None = None,
     overwrite: bool = False,
 ) -> Path:
     """Write a model folder from embeddings (see the module docstring) and return its path.
@@ -56,6 +59,8 @@ def export_embeddings(
     :func:`~graphrec.serving.recommend` excludes, and what the popularity fallback counts.
     ``scorer`` (a :class:`~graphrec.nn.score.Scorer`; default: inner product) decides what the
     index holds: its exact inner-product form, or nothing (an exact scan at serving time).
+    ``history`` (the trainer's per-epoch ``{epoch, loss, valid}``) is kept as ``history.json``
+    with its curve ``training.png``.
 
     Raises:
         FileExistsError: ``out_dir`` exists and is not empty (without ``overwrite``).
@@ -94,6 +99,11 @@ def export_embeddings(
         _write_parquet(pop, tmp / POPULARITY)
         if index_vectors is not None:
             save_index(build_index(index_vectors, index), tmp / INDEX)
+        if history:
+            from graphrec.plots import plot_history
+
+            atomic_write_json(tmp / HISTORY, history)
+            plot_history(history, tmp / CURVE, title=f"training of {(card or {}).get('model', 'the model')}")
         if state_dict is not None:
             import torch
 
@@ -122,10 +132,11 @@ def export_embeddings(
 
 
 def export_model(model, data, out_dir: str | os.PathLike, *, config: dict | None = None,
-                 metrics: dict | None = None, index: IndexKind = "flat", overwrite: bool = False) -> Path:  # fmt: skip
+                 metrics: dict | None = None, index: IndexKind = "flat", history: list[dict] | None = None,
+                 overwrite: bool = False) -> Path:  # fmt: skip
     """Export a trained :class:`~graphrec.models.BipartiteRecommender` on ``data`` (a
     :class:`~graphrec.data.RecData`): its embeddings on the training graph, scorer, weights,
-    and every interaction of ``data``'s source as seen."""
+    every interaction of ``data``'s source as seen, and the training ``history``."""
     users, items = model.embeddings(data.graph)
     src = data.source
     card = {
@@ -138,7 +149,7 @@ def export_model(model, data, out_dir: str | os.PathLike, *, config: dict | None
     return export_embeddings(
         out_dir, users.cpu().numpy(), items.cpu().numpy(), user_ids=src.user_ids, item_ids=src.item_ids,
         seen=(src.user, src.item), target=src.target, index=index, card=card,
-        state_dict=model.state_dict(), scorer=model.scorer, overwrite=overwrite,
+        state_dict=model.state_dict(), scorer=model.scorer, history=history, overwrite=overwrite,
     )  # fmt: skip
 
 

@@ -10,6 +10,7 @@ were recorded, read as ``dot``)::
     seen.parquet                  user, <target> (contiguous ids): every known interaction
     popularity.parquet            id, external_id, count: targets by interactions, most popular first
     index.faiss                   inner-product index over the targets' index vectors (absent for "scan")
+    history.json, training.png    the training history and its curve (when exported from a fit)
 
 ``embedding`` is the model's output embedding. When the scorer is not a plain inner
 product but has an exact inner-product form (:meth:`~graphrec.nn.score.Scorer.ip_transform`),
@@ -40,6 +41,8 @@ EMBEDDINGS = "embeddings"
 SEEN = "seen.parquet"
 POPULARITY = "popularity.parquet"
 INDEX = "index.faiss"
+HISTORY = "history.json"  # the training history, one entry per epoch (optional)
+CURVE = "training.png"  # its plot: loss and validation metric per epoch (optional)
 #: ``card["index"]`` of a model served by an exact scan with its scorer (no faiss index).
 SCAN = "scan"
 

@@ -168,7 +168,7 @@ def _train_rec(spec: RunSpec, cfg: RecConfig, options: dict) -> TrainResult:
     fit = fit_link(data, model, cfg, keep_state=False, **options)
     dest = None
     if spec.out:
-        dest = export_model(model, data, spec.out, config=cfg.model_dump(mode="json"), overwrite=True,
+        dest = export_model(model, data, spec.out, config=cfg.model_dump(mode="json"), overwrite=True, history=fit.history,
                             metrics={"valid": fit.valid, "test": fit.test, "seed": spec.seed, "best_epoch": fit.best_epoch,
                                      "epochs": fit.epochs, "dataset": spec.dataset})  # fmt: skip
     return TrainResult(spec, cfg, fit, model, data, dest)
