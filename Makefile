@@ -27,6 +27,7 @@ run: install
 	$(BIN)/graphrec run --from $(RUN_FROM) --to $(RUN_TO)
 
 test: install
+	$(BIN)/ruff check graphrec tests benchmarks
 	$(BIN)/python -m pytest -q -m "not slow"
 
 test-all: install

@@ -49,7 +49,7 @@ app.add_typer(plot_app, name="plot", help="Figures from benchmark runs.")
 
 
 @app.command("datasets")
-def datasets_cmd(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def datasets_cmd(as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False) -> None:
     """List the known datasets and whether their files are available locally."""
     from graphrec.data import available_datasets, cache_dir, data_root
 
@@ -83,20 +83,23 @@ def models_cmd() -> None:
 
 @app.command("config")
 def config_cmd(
-    model: str,
+    model: Annotated[str, typer.Argument(help="a registered model (graphrec models)")],
     task: Annotated[str, typer.Option(help="node (node classification) or rec (recommendation)")] = "node",
-    dataset: Annotated[str | None, typer.Option()] = None,
-    set_: Annotated[list[str] | None, typer.Option("--set")] = None,
-    config: Annotated[str | None, typer.Option()] = None,
+    dataset: Annotated[str | None, typer.Option(help="a dataset of graphrec datasets: adds the preset's section for it")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="override a key, e.g. train.lr=0.01")] = None,
+    config: Annotated[str | None, typer.Option(help="YAML file layered over the preset")] = None,
 ) -> None:
     """Print the resolved configuration of MODEL for --task (on --dataset) as YAML."""
     import yaml
 
     from graphrec.config import ConfigError, resolve_config, resolve_rec_config
+    from graphrec.data.catalog import DATASETS, is_dataset
 
     resolvers = {"node": resolve_config, "rec": resolve_rec_config}
     if task not in resolvers:
         fail(f"--task must be node or rec, got {task!r}")
+    if dataset is not None and not is_dataset(dataset):
+        fail(f"unknown dataset {dataset!r}; known: {', '.join(DATASETS)}")
     try:
         cfg = resolvers[task](model, dataset, list(set_ or []), config)
     except ConfigError as exc:

@@ -96,3 +96,8 @@ def test_listing_commands_do_not_load_torch():
                 f"r = CliRunner().invoke(app, {args!r}); assert r.exit_code == 0, r.output; print('torch' in sys.modules)")  # fmt: skip
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
         assert out.strip() == "False", args
+
+
+def test_config_refuses_an_unknown_dataset():
+    res = runner.invoke(app, ["config", "gcn", "--dataset", "Kora"])
+    assert res.exit_code == 2 and "unknown dataset 'Kora'; known: Cora, CiteSeer" in res.output

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from graphrec.data.movielens import ML100K_FILES, movielens_100k_dir
-from graphrec.data.planetoid import canonical_planetoid_name, load_planetoid, planetoid_raw_files
+from graphrec.data.planetoid import load_planetoid, planetoid_raw_files
 from graphrec.data.ppi import PPI_RAW_FILES, load_ppi
 from graphrec.data.root import cache_dir, data_root
 
@@ -28,6 +28,7 @@ class DatasetInfo:
     files: tuple[str, ...]  # relative to the data root
     summary: str
     ingest: Callable[[Path], Any] | None = None  # recommendation datasets: write the dataset into a new store
+    aliases: tuple[str, ...] = ()  # other accepted names (case-insensitive)
 
 
 def _ingest_ml100k(root: Path) -> None:
@@ -50,7 +51,7 @@ def _catalog() -> dict[str, DatasetInfo]:
                     "24 protein graphs (20/2/2), 121 labels"),  # fmt: skip
         DatasetInfo("ml-100k", REC, tuple(f"movielens/ml-100k/{f}" for f in ML100K_FILES),
                     "MovieLens-100k (GroupLens): 943 users, 1,682 items, 100k ratings as implicit feedback",
-                    _ingest_ml100k),  # fmt: skip
+                    _ingest_ml100k, aliases=("movielens-100k", "ml100k")),  # fmt: skip
     ]
     return {i.name: i for i in infos}
 
@@ -60,7 +61,7 @@ DATASETS: dict[str, DatasetInfo] = _catalog()
 
 
 def is_dataset(name: str) -> bool:
-    return name.lower() in {k.lower() for k in DATASETS}
+    return any(name.lower() in (i.name.lower(), *i.aliases) for i in DATASETS.values())
 
 
 def get_dataset(name: str) -> DatasetInfo:
@@ -69,8 +70,8 @@ def get_dataset(name: str) -> DatasetInfo:
     Raises:
         ValueError: ``name`` is not in the catalog (the message lists it).
     """
-    for key, info in DATASETS.items():
-        if key.lower() == name.lower():
+    for info in DATASETS.values():
+        if name.lower() in (info.name.lower(), *info.aliases):
             return info
     raise ValueError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
 
@@ -100,9 +101,13 @@ def available_datasets() -> list[dict]:
 def load_node_dataset(name: str):
     """A node-classification dataset by name: a ``Data`` (transductive, Planetoid public
     split) or an :class:`~graphrec.data.ppi.InductiveDataset` (PPI)."""
-    if name.lower() == "ppi":
+    info = get_dataset(name)
+    if not info.task.startswith(NODE):
+        raise ValueError(f"{info.name!r} is a {info.task} dataset, not a node-classification one; "
+                         f"node datasets: {', '.join(n for n, i in DATASETS.items() if i.task.startswith(NODE))}")  # fmt: skip
+    if info.name == "PPI":
         return load_ppi()
-    return load_planetoid(canonical_planetoid_name(name))
+    return load_planetoid(info.name)
 
 
 def load_dataset(name: str, cfg=None):

@@ -103,6 +103,8 @@ def replay_cmd(
     from graphrec.pipeline.state import EXIT_LOCKED, PipelineError, PipelineLockedError
 
     cfg = _load(config, set_)
+    if mode not in ("warm", "cold", "both"):
+        fail(f"--mode must be warm, cold or both, got {mode!r}")
     modes = ("warm", "cold") if mode == "both" else (mode,)
     metric = cfg.gate.metric
 
@@ -122,11 +124,12 @@ def replay_cmd(
         fail(str(exc), EXIT_LOCKED)
     except PipelineError as exc:
         fail(str(exc))
-    keep = ["date", "mode", "status", "epochs", "train_s", "holdout_users", f"holdout_{metric}", f"canary_{metric}",
+    keep = ["date", "mode", "start", "status", "epochs", "train_s", "holdout_users", f"holdout_{metric}", f"canary_{metric}",
             "artifact_version"]  # fmt: skip
     out.print(markdown_table([{k: r.get(k) for k in keep} for r in res.rows]))
     for m, s in res.summary.get("modes", {}).items():
-        out.print(f"{m}: {s['nights']} nights after the first: mean held-out {metric} {_fmt(s[f'holdout_{metric}'])} "
+        nights = f"{s['nights']} night{'s' if s['nights'] != 1 else ''}"
+        out.print(f"{m}: {nights} after the first: mean held-out {metric} {_fmt(s[f'holdout_{metric}'])} "
                   f"(pooled over {s['holdout_users']} users: {_fmt(s[f'holdout_{metric}_pooled'])}), "
                   f"canary {_fmt(s[f'canary_{metric}'])}, training {s['train_s']:.1f} s in all, "
                   f"{s['published']} published, {s['gated']} gated")  # fmt: skip

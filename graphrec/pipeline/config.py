@@ -201,6 +201,27 @@ class PipelineConfig(Strict):
         return resolve_rec_config(self.rec.model_name, layers=layers)
 
 
+#: Keys of the pipeline config before 0.2 and where they went (for the error of an old file).
+MOVED = {
+    "model.name": "rec.model.name", "model.set": "rec (a mapping, e.g. rec: {train: {lr: 0.005}})",
+    "model.config_file": "rec_file", "data.target": "rec.data.target", "data.event_types": "rec.data.event_types",
+    "data.min_interactions": "rec.data.min_interactions", "data.window_days": "night.window_days",
+    "data.holdout": "night.holdout", "train.select": "rec.train.select", "train.patience": "rec.train.patience",
+    "train.eval_every": "rec.train.eval_every", "train.warm_epochs": "warm.epochs",
+    "train.warm_set": "warm.rec (a mapping)", "train.fold_in": "warm.fold_in",
+    "train.new_rows_lr": "warm.new_rows_lr", "eval.ks": "rec.eval.ks",
+}  # fmt: skip
+
+
+def _moved_keys(raw: dict) -> list[str]:
+    found = []
+    for old, new in MOVED.items():
+        section, key = old.split(".")
+        if isinstance(raw.get(section), dict) and key in raw[section]:
+            found.append(f"{old} -> {new}")
+    return found
+
+
 def load_pipeline_config(path: str | os.PathLike | None, overrides: list[str] | None = None) -> PipelineConfig:
     """Read a pipeline YAML (``None``: all defaults), apply ``section.key=value`` overrides, validate.
 
@@ -218,6 +239,9 @@ def load_pipeline_config(path: str | os.PathLike | None, overrides: list[str] | 
     stack.add_overrides(overrides, sections)
     raw = stack.merged()
     where = str(path) if path is not None else "pipeline config"
+    moved = _moved_keys(raw)
+    if moved:
+        raise ConfigError(f"{where} uses keys that moved in graphrec 0.2 (docs/pipeline.md): {'; '.join(moved)}")
     rec_layers = [(src, m["rec"]) for src, m in stack.layers if isinstance(m.get("rec"), dict)]
     bad = [src for src, m in stack.layers if "rec" in m and not isinstance(m["rec"], dict)]
     if bad:

@@ -38,6 +38,7 @@ def night_row(mode: str, r: NightResult, metric: str) -> dict[str, Any]:
     row = {
         "date": r.date,
         "mode": mode,
+        "start": r.train.get("mode") or "",  # cold on the first night of a warm replay
         "status": r.status,
         "store_version": r.store_version,
         "artifact_version": r.artifact_version,
@@ -123,15 +124,15 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
         return ""
     cols = list(rows[0])
 
-    def fmt(v: Any) -> str:
+    def fmt(col: str, v: Any) -> str:
         if v is None:
             return ""
-        if isinstance(v, float):
-            return f"{v:.4f}" if abs(v) < 10 else f"{v:.1f}"
+        if isinstance(v, float):  # one format per column: seconds with one decimal, metrics with four
+            return f"{v:.1f}" if col.endswith("_s") else f"{v:.4f}"
         return str(v)
 
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(fmt(r.get(c)) for c in cols) + " |" for r in rows]
+    lines += ["| " + " | ".join(fmt(c, r.get(c)) for c in cols) + " |" for r in rows]
     return "\n".join(lines)
 
 

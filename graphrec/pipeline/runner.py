@@ -91,8 +91,8 @@ def parse_date(value: str | dt.date) -> dt.date:
         return value
     try:
         return dt.date.fromisoformat(str(value))
-    except ValueError:
-        raise PipelineError(f"--date must look like YYYY-MM-DD, got {value!r}") from None
+    except ValueError as exc:
+        raise PipelineError(f"{value!r} is not a date of the form YYYY-MM-DD ({exc})") from None
 
 
 def _seed(base: int, date: dt.date, generation: int) -> int:

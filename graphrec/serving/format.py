@@ -79,6 +79,9 @@ class ModelFolder:
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         card = self.path / CARD
+        if not card.is_file() and (self.path / "metrics.json").is_file() and (self.path / WEIGHTS).is_file():
+            raise FileNotFoundError(f"{self.path} holds a node-classification model (weights, config and metrics); "
+                                    "only recommendation models (task: rec) are served")  # fmt: skip
         if not card.is_file():
             raise FileNotFoundError(f"{self.path} is not an exported model (no {CARD}) nor an artifact registry; "
                                     "export one with `graphrec train CONFIG`, `graphrec bench rec --export DIR` "

@@ -38,18 +38,24 @@ def train_cmd(
     overrides = list(set_ or []) + ([f"train.device={device}"] if device else [])
     try:
         res = train(config, overrides, out=out_dir, progress=not quiet, resume=resume)
-    except ConfigError as exc:
-        fail(str(exc))
-    except (ValueError, DatasetNotAvailableError, StoreError) as exc:
-        fail(str(exc), 1)
+    except (ConfigError, ValueError, TypeError, DatasetNotAvailableError, StoreError) as exc:
+        fail(str(exc))  # 2: the config, the data or an option is wrong; nothing was trained
+    except KeyboardInterrupt:
+        from graphrec.tasks.run import checkpoint_path, load_run_config
+
+        ckpt = checkpoint_path(load_run_config(config, overrides)[0], out_dir)
+        where = (f"the last finished epoch is in {ckpt}: rerun the same command to resume" if ckpt and ckpt.is_file()
+                 else "no epoch had finished, so there is nothing to resume")  # fmt: skip
+        fail(f"interrupted; {where}", 130)
     fit = res.fit
     if as_json:
         typer.echo(json.dumps({"valid": fit.valid, "test": fit.test, "best_epoch": fit.best_epoch, "epochs": fit.epochs,
                                "s_per_epoch": fit.s_per_epoch, "seconds": fit.seconds,
                                "out": str(res.out) if res.out else None}))  # fmt: skip
         return
-    table = Table(title=f"{res.config.model_name} on {res.spec.dataset} (seed {res.spec.seed}): "
-                        f"epoch {fit.best_epoch} of {fit.epochs}, {fit.seconds:.1f} s")  # fmt: skip
+    err.print(f"{res.config.model_name} on {res.spec.dataset} (seed {res.spec.seed}): selected epoch "
+              f"{fit.best_epoch} of {fit.epochs}, {fit.s_per_epoch:.2f} s per epoch, {fit.seconds:.1f} s in all")
+    table = Table()
     for col in ("metric", "valid", "test"):
         table.add_column(col, justify="left" if col == "metric" else "right")
     for name in sorted(set(fit.valid) | set(fit.test), key=lambda k: (k != fit.metric, k)):

@@ -132,14 +132,18 @@ def train(config: str | os.PathLike | dict, overrides: list[str] | None = None, 
     spec, cfg = load_run_config(config, overrides)
     if out is not None:
         spec = spec.model_copy(update={"out": str(out)})
-    dest = Path(spec.out) if spec.out else None
-    ckpt = dest.with_name(f".{dest.name}.ckpt.pt") if dest is not None else None
+    ckpt = checkpoint_path(spec)
     digest = _digest(spec, cfg)
     state = None
     if ckpt is not None and ckpt.is_file() and resume:
         state = torch.load(ckpt, map_location="cpu", weights_only=True)
         if state.get("run_digest") != digest:
-            raise ValueError(f"{ckpt} was left by a run with another config; delete it, or rerun that config")
+            raise ValueError(f"{ckpt} was left by a run with another config; delete it (or pass --no-resume), "
+                             "or rerun that config to finish it")  # fmt: skip
+        if progress is True:
+            from graphrec.utils.console import err
+
+            err.print(f"resuming after epoch {int(state['epoch'])} from {ckpt}")
     options: dict[str, Any] = {"progress": progress, "resume": state, "checkpoint_every": checkpoint_every}
     if ckpt is not None:
         options["checkpoint"] = lambda s: _save(ckpt, {**s, "run_digest": digest})
@@ -150,6 +154,12 @@ def train(config: str | os.PathLike | dict, overrides: list[str] | None = None, 
     if ckpt is not None:
         ckpt.unlink(missing_ok=True)
     return result
+
+
+def checkpoint_path(spec: RunSpec, out: str | os.PathLike | None = None) -> Path | None:
+    """Where a run keeps its checkpoint: beside its output, ``.<out name>.ckpt.pt`` (None without ``out``)."""
+    dest = Path(out) if out is not None else (Path(spec.out) if spec.out else None)
+    return dest.with_name(f".{dest.name}.ckpt.pt") if dest is not None else None
 
 
 def _save(path: Path, state: dict) -> None:
@@ -210,8 +220,15 @@ def evaluate(model: nn.Module | str | os.PathLike, data: Any, part: str = "test"
     Raises:
         ValueError: an unknown part, or a model folder that does not fit ``data``.
     """
-    from graphrec.data.interactions import RecData
+    from graphrec.data.interactions import Interactions, RecData
+    from graphrec.data.ppi import InductiveDataset
 
+    if isinstance(data, Interactions):
+        raise TypeError("evaluate() needs a split of the interactions (what the model is tested on): "
+                        "data.split(cfg.data, seed), e.g. run.data of graphrec.train()")  # fmt: skip
+    if not isinstance(data, RecData | InductiveDataset) and not hasattr(data, "train_mask"):
+        raise TypeError(f"evaluate() takes a RecData (recommendation) or a graph with train/val/test masks "
+                        f"(node classification), got {type(data).__name__}")  # fmt: skip
     if isinstance(data, RecData):
         from graphrec.tasks.link import evaluate as evaluate_rec
 

@@ -122,3 +122,12 @@ def test_two_data_roots_never_share_a_cached_dataset(tmp_path, monkeypatch):
     assert b.num_nodes == other["num_nodes"] and b.num_classes == 4
     write_planetoid(tmp_path / "b" / "planetoid" / "Cora" / "raw", "cora", num_unlabelled=70, num_classes=4)
     assert load_planetoid("Cora").num_nodes == other["num_nodes"] + 10  # rebuilt from the new files
+
+
+def test_dataset_names_and_aliases():
+    from graphrec.data import get_dataset, load_node_dataset
+
+    assert get_dataset("movielens-100k").name == get_dataset("ML100K").name == "ml-100k"
+    with pytest.raises(ValueError, match="'ml-100k' is a recommendation dataset, not a node-classification one; "
+                                         "node datasets: Cora, CiteSeer, PubMed, PPI"):
+        load_node_dataset("ml-100k")

@@ -58,11 +58,14 @@ def test_shipped_config_is_valid():
 
 def test_a_file_in_the_old_layout_names_each_moved_key(tmp_path):
     f = tmp_path / "old.yaml"
-    f.write_text("source: {path: 'l/{date}'}\nmodel: {name: lightgcn}\ntrain: {warm_epochs: 20}\n")
+    f.write_text("source: {path: 'l/{date}'}\nmodel: {name: lightgcn, set: [train.lr=0.005]}\n"
+                 "train: {warm_epochs: 20, mode: warm}\neval: {ks: [10]}\n")
     with pytest.raises(ConfigError) as exc:
         load_pipeline_config(f)
     msg = str(exc.value)
-    assert f"unknown config key 'model' (from {f})" in msg and f"unknown config key 'train.warm_epochs' (from {f})" in msg
+    assert msg.startswith(f"{f} uses keys that moved in graphrec 0.2")
+    for hint in ("model.name -> rec.model.name", "train.warm_epochs -> warm.epochs", "eval.ks -> rec.eval.ks"):
+        assert hint in msg
 
 
 def test_rec_file_sits_between_the_preset_and_the_rec_mapping(tmp_path):

@@ -126,3 +126,40 @@ def test_config_errors_name_the_key_and_file(store, tmp_path):
 def test_shipped_examples_are_valid(example):
     spec, cfg = load_run_config(example)
     assert spec.out and cfg.model_name in example.name
+
+
+def test_evaluate_says_what_it_needs(store, tmp_path):
+    run = train(_config(tmp_path, store), ["train.epochs=1"], progress=None)
+    with pytest.raises(TypeError, match=r"needs a split of the interactions"):
+        evaluate(run.out, run.data.source)
+    with pytest.raises(TypeError, match="got str"):
+        evaluate(run.out, "ml-100k")
+
+
+def test_an_interrupted_command_says_where_the_checkpoint_is(store, tmp_path, monkeypatch):
+    from graphrec.tasks import trainer
+
+    path = _config(tmp_path, store)
+    real = trainer.Trainer.save_checkpoint
+
+    def interrupt_after_two(self, state):
+        real(self, state)
+        if state["epoch"] == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(trainer.Trainer, "save_checkpoint", interrupt_after_two)
+    res = runner.invoke(app, ["train", str(path), "--quiet"])
+    assert res.exit_code == 130
+    assert f"interrupted; the last finished epoch is in {tmp_path / '.model.ckpt.pt'}: rerun the same command" in res.output
+    monkeypatch.setattr(trainer.Trainer, "save_checkpoint", real)
+    res = runner.invoke(app, ["train", str(path)])
+    assert res.exit_code == 0 and "resuming after epoch 2 from" in res.output
+
+
+def test_a_node_model_folder_is_not_served(tmp_path, monkeypatch):
+    write_planetoid(tmp_path / "data" / "planetoid" / "Cora" / "raw", "cora")
+    monkeypatch.setenv("GRAPHREC_DATA", str(tmp_path / "data"))
+    train({"task": "node", "dataset": "cora", "model": {"name": "sgc"}, "out": str(tmp_path / "n"),
+           "train": {"epochs": 2}}, progress=None)  # fmt: skip
+    res = runner.invoke(app, ["recommend", "--model", str(tmp_path / "n"), "--user", "1"])
+    assert res.exit_code == 2 and "holds a node-classification model" in res.output
