@@ -85,8 +85,9 @@ def plot_replay(rows: list[dict[str, Any]], metric: str, path: Path) -> None:
     plt.close(fig)
 
 
-def plot_history(history: list[dict[str, Any]], path: str | Path, title: str = "training") -> Path:
-    """Training loss per epoch and the validation metric per evaluation (a fit's ``history``), to a PNG."""
+def plot_history(history: list[dict[str, Any]], path: str | Path, title: str = "training",
+                 metric: str = "validation metric") -> Path:  # fmt: skip
+    """Training loss per epoch and the validation ``metric`` per evaluation (a fit's ``history``), to a PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -101,12 +102,14 @@ def plot_history(history: list[dict[str, Any]], path: str | Path, title: str = "
     if evaluated:
         ax2 = ax.twinx()
         ax2.plot([h["epoch"] for h in evaluated], [h["valid"] for h in evaluated], "o-", ms=3, color="tab:orange",
-                 label="validation metric")  # fmt: skip
-        ax2.set_ylabel("validation metric", color="tab:orange")
+                 label=metric)  # fmt: skip
+        ax2.set_ylabel(f"validation {metric}", color="tab:orange")
         best = max(evaluated, key=lambda h: h["valid"])
         ax2.axvline(best["epoch"], color="grey", ls=":", lw=1)
+        right = best["epoch"] > (epochs[0] + epochs[-1]) / 2  # label on the side with room
         ax2.annotate(f"best {best['valid']:.4f} (epoch {best['epoch']})", (best["epoch"], best["valid"]),
-                     textcoords="offset points", xytext=(5, -12), fontsize=8)  # fmt: skip
+                     textcoords="offset points", xytext=(-6 if right else 6, -14), ha="right" if right else "left",
+                     fontsize=8)  # fmt: skip
     ax.set_title(title)
     ax.grid(alpha=0.3)
     fig.tight_layout()

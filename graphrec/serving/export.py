@@ -103,7 +103,9 @@ def export_embeddings(
             from graphrec.plots import plot_history
 
             atomic_write_json(tmp / HISTORY, history)
-            plot_history(history, tmp / CURVE, title=f"training of {(card or {}).get('model', 'the model')}")
+            stop_on = (((card or {}).get("config") or {}).get("train") or {}).get("stop_on", "validation metric")
+            plot_history(history, tmp / CURVE, title=f"training of {(card or {}).get('model', 'the model')}",
+                         metric=stop_on)  # fmt: skip
         if state_dict is not None:
             import torch
 
