@@ -85,14 +85,26 @@ def _date(meta: dict[str, Any]) -> str:
     return ""
 
 
-def _metrics(meta: dict[str, Any], limit: int = 4) -> str:
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flatten(v, key + " "))
+        else:
+            out[key] = v
+    return out
+
+
+def _metrics(meta: dict[str, Any], limit: int = 2) -> str:
+    """One short line: the NDCG@10 values when recorded (else the first numbers); `show` has them all."""
     metrics = meta.get("metrics")
     if not isinstance(metrics, dict):
         return ""
-    parts = []
-    for k, v in list(metrics.items())[:limit]:
-        parts.append(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}")
-    return ", ".join(parts) + (", …" if len(metrics) > limit else "")
+    flat = {k.removeprefix("candidate "): v for k, v in _flatten(metrics).items() if isinstance(v, int | float)}
+    keys = [k for k in flat if k.endswith("ndcg@10")] or [k for k in flat if not k.endswith("users")]
+    parts = [f"{k} {flat[k]:.4f}" if isinstance(flat[k], float) else f"{k} {flat[k]}" for k in keys[:limit]]
+    return ", ".join(parts) + (", …" if len(keys) > limit else "")
 
 
 def _status(av: ArtifactVersion, rollback: int | None) -> str:
@@ -125,7 +137,7 @@ def list_cmd(root: RootOpt = None, as_json: JsonOpt = False) -> None:
     if show_date:
         table.add_column("date / run", no_wrap=True)
     if show_metrics:
-        table.add_column("metrics", overflow="fold")  # keep every digit on a narrow terminal
+        table.add_column("metrics (all: artifacts show)", no_wrap=True, overflow="ellipsis")
     table.add_column("size", justify="right", no_wrap=True)
     for v in versions:
         row = [str(v.version), _when(v), _status(v, rollback)]

@@ -92,7 +92,7 @@ def bench_nodes(
 def bench_rec(
     dataset: Annotated[str, typer.Option(help="a recommendation dataset (graphrec datasets), or a graph store folder")] = "ml-100k",
     models: Annotated[str, typer.Option(help="comma-separated: registered models (mf, lightgcn, xsimgcl, gesm...), "
-                                             "NAME+hop for hop sampling, pyg_lightgcn for PyG's LightGCN")] = "mf,lightgcn",
+                                             "NAME+hop for hop sampling, pyg_lightgcn for PyG's LightGCN, pop for most-popular")] = "pop,mf,lightgcn",
     seeds: Seeds = 5,
     seed_start: SeedStart = 0,
     json_path: JsonOut = None,

@@ -30,7 +30,7 @@ from graphrec.utils.seed import seed_everything
 
 HOP_SUFFIX = "+hop"
 #: Rows of the benchmark that are not registry models: name -> the registry model whose config they use.
-REFERENCE_MODELS = {"pyg_lightgcn": "lightgcn"}
+REFERENCE_MODELS = {"pyg_lightgcn": "lightgcn", "pop": "mf"}  # pop: most popular items first, no training
 
 
 @dataclass
@@ -44,7 +44,9 @@ class ModelRow:
 
 
 def parse_models(models: list[str], hop_both: bool = False) -> list[ModelRow]:
-    """``["mf", "lightgcn+hop", "pyg_lightgcn"]`` -> rows; ``hop_both`` adds ``+hop`` rows for propagation models."""
+    """``["pop", "mf", "lightgcn+hop", "pyg_lightgcn"]`` -> rows; ``hop_both`` adds ``+hop`` rows for
+    models with K propagation steps. ``pop`` ranks items by their training interactions (the
+    floor every model must clear); ``pyg_lightgcn`` is PyG's LightGCN."""
     rows: list[ModelRow] = []
     for raw in models:
         name = raw.strip().lower().replace("-", "_")
@@ -127,6 +129,11 @@ def run_rec_benchmark(
                     val = f"valid {_stop} {info['valid']:.4f}" if "valid" in info else ""
                     _bar.update(_task, completed=epoch, info=f"loss {info['loss']:.4f} {val}")
 
+                if row.reference == "pop":  # nothing to train
+                    run.fits.append(popularity_fit(data, cfg))
+                    run.seeds.append(s)
+                    bar.advance(total)
+                    continue
                 seed_everything(s)
                 model = build_row_model(row, cfg, data)
                 fit = fit_link(data, model, cfg, progress=tick, keep_state=False)
@@ -144,6 +151,24 @@ def run_rec_benchmark(
 def _dataset_key(dataset: str | Path) -> str | None:
     """The catalog name of ``dataset``, or None for a store folder."""
     return get_dataset(str(dataset)).name if is_dataset(str(dataset)) else None
+
+
+def popularity_fit(data: RecData, cfg: RecConfig) -> FitResult:
+    """The popularity baseline on one split: every user's items ranked by their number of training
+    interactions (training, and for test validation, items masked as for every model)."""
+    import time
+
+    import torch
+
+    from graphrec.tasks.link import evaluate
+
+    t0 = time.perf_counter()
+    emb = (torch.ones(data.num_users, 1), data.item_counts.float().view(-1, 1))
+    e = cfg.eval
+    parts = {p: evaluate(None, data, p, e.ks, e.metrics, e.chunk_size, embeddings=emb)
+             for p in ("valid", "test") if getattr(data.split, p).size(1)}  # fmt: skip
+    return FitResult(metric=cfg.train.stop_on, valid=parts.get("valid", {}), test=parts.get("test", {}), best_epoch=0,
+                     epochs=0, s_per_epoch=0.0, seconds=time.perf_counter() - t0)  # fmt: skip
 
 
 def build_row_model(row: ModelRow, cfg: RecConfig, data: RecData) -> BipartiteRecommender:
@@ -183,6 +208,7 @@ def summarize(runs: list[RecBenchRun]) -> list[dict[str, Any]]:
                 "s_per_epoch": statistics.fmean(f.s_per_epoch for f in run.fits),
                 "epochs_mean": statistics.fmean(f.epochs for f in run.fits),
                 "best_epoch_mean": statistics.fmean(f.best_epoch for f in run.fits),
+                "history": run.fits[0].history,  # the first seed's training curve
                 "seconds": sum(f.seconds for f in run.fits),
                 "hop_sampling": run.hop_sampling,
                 "split": run.config["data"]["split"],
@@ -191,7 +217,8 @@ def summarize(runs: list[RecBenchRun]) -> list[dict[str, Any]]:
     return rows
 
 
-def results_table(rows: list[dict], metrics=("recall", "ndcg", "mrr", "hit"), ks=(10, 20)) -> Table:
+def results_table(rows: list[dict], metrics=("recall", "ndcg"), ks=(10, 20)) -> Table:
+    """Test metrics, mean ± std (every metric is in the JSON): fits a 100-column terminal."""
     title = "Recommendation (test, full ranking, best-validation epoch): mean ± std"
     table = Table(title=title)
     for col in ("dataset", "model", *[f"{m}@{k}" for k in ks for m in metrics], "seeds", "s/epoch", "epochs"):

@@ -8,14 +8,15 @@ the same way.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any, NoReturn
 
 from rich.console import Console
 
 out = Console(highlight=False)
-if not out.is_terminal:
-    out.width = 200  # results piped to a file: do not truncate table columns
+if not out.is_terminal and "COLUMNS" not in os.environ:
+    out.width = 200  # results piped to a file: do not truncate table columns (COLUMNS still decides)
 err = Console(stderr=True, highlight=False, soft_wrap=True)  # messages are not wrapped mid-path
 
 #: ``callback(step, done, total)``: progress of a long operation (ingest, build).

@@ -121,3 +121,15 @@ def test_movielens_mf_reaches_the_recbole_anchor(tmp_path):
     assert res.exit_code == 0, res.output
     rows = {(r["metric"], r["k"]): r["mean"] for r in json.loads(out.read_text())}
     assert rows[("recall", 10)] >= 0.23 and rows[("ndcg", 10)] >= 0.27
+
+
+def test_bench_rec_has_a_popularity_floor_and_keeps_the_curve(store, tmp_path):
+    out = tmp_path / "r.json"
+    res = runner.invoke(app, ["bench", "rec", "--dataset", str(store), "--models", "pop,mf", "--seeds", "1",
+                              "--set", "train.epochs=4", "--json", str(out), "--quiet"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    rows = {(r["model"], r["metric"], r["k"]): r for r in json.loads(out.read_text())}
+    pop = rows[("pop", "ndcg", 10)]
+    assert pop["epochs_mean"] == 0 and pop["history"] == [] and 0 < pop["mean"] < 1
+    mf = rows[("mf", "ndcg", 10)]
+    assert [h["epoch"] for h in mf["history"]] == [1, 2, 3, 4] and "valid" in mf["history"][-1]
