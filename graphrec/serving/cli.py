@@ -39,11 +39,13 @@ def recommend_cmd(
         fail(f"user {user} has seen every one of the {rec.num_items} {rec.target}s: nothing unseen is left "
              "to recommend (--include-seen ranks them all)", 1)  # fmt: skip
     if as_json:
-        typer.echo(json.dumps([{"item": r.item, "score": r.score, "rank": r.rank, "source": r.source} for r in recs]))
+        typer.echo(json.dumps([{"item": r.item, "score": r.score, "rank": r.rank, "source": r.source, "label": r.label}
+                               for r in recs]))  # fmt: skip
         return
     table = Table(title=f"user {user}: top {k} {rec.target}s" + (" (popular fallback)" if recs and recs[0].source == "popular" else ""))
-    for col in ("rank", rec.target, "score"):
-        table.add_column(col, justify="right")
+    labelled = any(r.label for r in recs)
+    for col in ("rank", rec.target, *(["title"] if labelled else []), "score"):
+        table.add_column(col, justify="left" if col == "title" else "right")
     for r in recs:
-        table.add_row(str(r.rank), str(r.item), f"{r.score:.4f}")
+        table.add_row(str(r.rank), str(r.item), *([r.label or ""] if labelled else []), f"{r.score:.4f}")
     out.print(table)

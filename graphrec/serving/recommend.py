@@ -44,6 +44,7 @@ class Recommendation:
     score: float
     rank: int
     source: str  # "model" or "popular"
+    label: str | None = None  # the item's title (or name) from the store's side table, when it has one
 
 
 class Recommender:
@@ -67,6 +68,7 @@ class Recommender:
         self.index = None if folder.index_kind == SCAN else load_index(folder.index_path())
         self._scan = _Scan(folder) if self.index is None else None
         self._vectors: np.ndarray | None = None  # the index's vectors, for exact fallbacks
+        self._labels: dict[int, str] | None = None
         self._lock = threading.Lock()  # faiss searches with selectors are not re-entrant on one index
 
     @property
@@ -136,8 +138,9 @@ class Recommender:
                 # an approximate index (HNSW) filtering most of the catalogue can stop short:
                 # rank the unseen items exactly instead
                 scores, ids = self._exact(u, want, exclude)
+        labels = self.labels()
         return [
-            Recommendation(self.item_ids[int(i)], float(s), r + 1, "model")
+            Recommendation(self.item_ids[int(i)], float(s), r + 1, "model", labels.get(int(i)) if labels else None)
             for r, (s, i) in enumerate(zip(scores[0], ids[0], strict=True)) if i >= 0
         ]  # fmt: skip
 
@@ -157,8 +160,32 @@ class Recommender:
         if exclude is not None and exclude.size:
             keep = ~np.isin(ids, exclude)
             ids, counts = ids[keep], counts[keep]
-        return [Recommendation(self.item_ids[int(i)], float(c), r + 1, "popular")
+        labels = self.labels()
+        return [Recommendation(self.item_ids[int(i)], float(c), r + 1, "popular", labels.get(int(i)) if labels else None)
                 for r, (i, c) in enumerate(zip(ids[:k], counts[:k], strict=True))]  # fmt: skip
+
+    #: Side-table columns that name an item, in order of preference.
+    LABEL_COLUMNS = ("title", "name", "label")
+
+    def labels(self) -> dict[int, str] | None:
+        """``{target id: title}`` from the side table of the store the model was trained on (the
+        first of :data:`LABEL_COLUMNS` it has), or None when the store or the column is not there."""
+        if self._labels is None:
+            self._labels = {}
+            store = ((self.card.get("data") or {}).get("store") or {})
+            try:
+                from graphrec.store import GraphStore
+
+                st = GraphStore(store["root"])
+                attrs = st.attributes(self.target, store.get("version"))
+                column = next((c for c in self.LABEL_COLUMNS if attrs is not None and c in attrs.columns), None)
+                if column is not None:
+                    ext = st.to_external(self.target, attrs["id"].to_numpy(), store.get("version"))
+                    by_ext = dict(zip(ext, attrs[column].to_list(), strict=True))
+                    self._labels = {i: by_ext[x] for i, x in enumerate(self.item_ids) if by_ext.get(x) is not None}
+            except Exception:  # noqa: BLE001 - no store, another version, no side table: serve without titles
+                self._labels = {}
+        return self._labels or None
 
 
 class _Scan:

@@ -53,7 +53,7 @@ def test_list(root):
         and "rollback" not in lines["3"]
         and "2026-11-25" in lines["3"]
     )
-    assert "ndcg@10=" in lines["1"] and "ndcg@10=" not in lines["3"]
+    assert "ndcg@10 0." in lines["1"] and "ndcg@10" not in lines["3"]
     r = invoke("list", env={"GRAPHREC_ARTIFACTS": str(root)})  # the root from the environment
     assert r.exit_code == 0 and "production" in r.output
     rows = json.loads(invoke("list", "--root", root, "--json").stdout)

@@ -133,3 +133,19 @@ def test_bench_rec_has_a_popularity_floor_and_keeps_the_curve(store, tmp_path):
     assert pop["epochs_mean"] == 0 and pop["history"] == [] and 0 < pop["mean"] < 1
     mf = rows[("mf", "ndcg", 10)]
     assert [h["epoch"] for h in mf["history"]] == [1, 2, 3, 4] and "valid" in mf["history"][-1]
+
+
+def test_recommendations_carry_the_titles_of_the_store(store, tmp_path):
+    from graphrec.serving import Recommender
+
+    res = runner.invoke(app, ["bench", "rec", "--dataset", str(store), "--models", "mf", "--seeds", "1",
+                              "--set", "train.epochs=2", "--export", str(tmp_path / "ex"), "--quiet"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    rec = Recommender(tmp_path / "ex" / "mf")
+    user = rec.folder.ids("user")[0]
+    got = rec.recommend(user, 3)
+    titles = dict(GraphStore(store).attributes("item").select("id", "title").iter_rows())
+    ids = dict(zip(GraphStore(store).id_map("item")["external_id"], GraphStore(store).id_map("item")["id"], strict=True))
+    assert [r.label for r in got] == [titles[ids[r.item]] for r in got] and all(got[0].label.split())
+    res = runner.invoke(app, ["recommend", "--model", str(tmp_path / "ex" / "mf"), "--user", str(user), "-k", "3"])
+    assert res.exit_code == 0 and "title" in res.stdout and got[0].label in res.stdout
