@@ -42,8 +42,9 @@ class SourceConfig(Strict):
     )
     path: str | None = Field(
         None,
-        description="events: file pattern with {date} (YYYY-MM-DD), e.g. logs/{date}/*.parquet; "
-        "movielens-100k: the ml-100k folder (default: the data root's copy)",
+        description="events: file pattern with {date} (YYYY-MM-DD), e.g. logs/{date}/*.parquet, or one log (a "
+        "file, folder or glob without {date}: read again when it changes; each night trains on its rows up to "
+        "that date); movielens-100k: the ml-100k folder (default: the data root's copy)",
     )
     history: list[str] = Field(
         [], description="events: files ingested once, before the first night, into an empty store"
@@ -176,9 +177,7 @@ class PipelineConfig(Strict):
     @model_validator(mode="after")
     def _check(self) -> PipelineConfig:
         if self.source.kind == "events" and not self.source.path:
-            raise ValueError("source.path is required for source.kind: events (a pattern with {date})")
-        if self.source.kind == "events" and "{date}" not in (self.source.path or ""):
-            raise ValueError(f"source.path must contain {{date}}, got {self.source.path!r}")
+            raise ValueError("source.path is required for source.kind: events (a pattern with {date}, or one log)")
         name, _, k = self.gate.metric.partition("@")
         if not k.isdigit() or int(k) not in self.rec.eval.ks or name not in self.rec.eval.metrics:
             raise ValueError(f"gate.metric {self.gate.metric!r} is not computed: its cut-off must be in rec.eval.ks "

@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import glob
 import hashlib
 import json
 import os
@@ -42,7 +43,14 @@ from graphrec.pipeline.night import (
     night_split,
     rank_metrics,
 )
-from graphrec.pipeline.sources import day_bounds, history_sources, night_sources, store_schema
+from graphrec.pipeline.sources import (
+    day_bounds,
+    history_sources,
+    log_signature,
+    night_sources,
+    single_log,
+    store_schema,
+)
 from graphrec.pipeline.state import (
     EXIT_CODES,
     FAILED,
@@ -192,13 +200,24 @@ def _stage_ingest(n: _Night, bar) -> dict[str, Any]:
             out["history"] = {"version": rep.version, "events": rep.accepted, "read": rep.read,
                               "quarantined": rep.quarantined}  # fmt: skip
     events, attributes = night_sources(cfg.source, n.date)
-    if not events and not attributes:
+    signature = None
+    if single_log(cfg.source):
+        signature = log_signature(cfg.source)
+        seen = n.paths["runs"] / "source.json"
+        if not (seen.is_file() and json.loads(seen.read_text()) == signature):
+            events = [f for f, _, _ in signature]
+            attributes = {nt: [f for p in pats for f in sorted(glob.glob(p))] for nt, pats in cfg.source.attributes.items()}
+    if not events and not any(attributes.values()):
+        if signature is not None:  # one log, unchanged since it was read: tonight trains on its rows up to today
+            return {**out, "version": st.version, "events": 0, "read": 0, "quarantined": 0, "unchanged_log": True}
         if not cfg.source.allow_empty:
             where = cfg.source.path.format(date=n.date.isoformat()) if cfg.source.kind == "events" else cfg.source.kind
             raise PipelineError(f"no logs for {n.date} ({where}); set source.allow_empty: true to run on old data")
         return {**out, "version": st.version, "events": 0, "read": 0, "quarantined": 0, "empty": True}
-    rep = ingest(st, events, attributes=attributes or None, message=marker, echo=False)
+    rep = ingest(st, events, attributes={k: v for k, v in attributes.items() if v} or None, message=marker, echo=False)
     fault_point(FAULT_ENV, "ingest_committed")
+    if signature is not None:  # after the commit: a crash before this line reads the log again (duplicates drop)
+        atomic_write_json(n.paths["runs"] / "source.json", signature)
     return {**out, "version": rep.version, "events": rep.accepted, "read": rep.read, "quarantined": rep.quarantined,
             "duplicates": rep.duplicates, "invariant": rep.summary()}  # fmt: skip
 

@@ -69,6 +69,8 @@ def night_sources(src: SourceConfig, date: dt.date) -> tuple[list[Any], dict[str
         ts = _ts_seconds(ratings)
         day = ratings.filter((ts >= start) & (ts < end))
         return ([(f"{name} ({date})", day)] if day.height else []), {}
+    if single_log(src):  # the runner reads the whole log when it changed (see log_signature)
+        return [], {}
     pattern = src.path.format(date=date.isoformat())
     files = sorted(glob.glob(pattern))
     attributes: dict[str, list[Any]] = {}
@@ -77,3 +79,24 @@ def night_sources(src: SourceConfig, date: dt.date) -> tuple[list[Any], dict[str
         if found:
             attributes[node_type] = found
     return files, attributes
+
+
+def single_log(src: SourceConfig) -> bool:
+    """Whether the source is one log (no ``{date}`` in its path) rather than one file set per night."""
+    return src.kind == "events" and "{date}" not in (src.path or "")
+
+
+def log_signature(src: SourceConfig) -> list[list[Any]]:
+    """``[path, size, mtime]`` of every file of a single log: it changed when this changed.
+
+    Raises:
+        PipelineError: no file matches the log's path.
+    """
+    from graphrec.store.errors import SourceError
+    from graphrec.store.sources import resolve
+
+    try:
+        files = [f for f in resolve([src.path]) if isinstance(f, Path)]
+    except SourceError as exc:
+        raise PipelineError(f"source.path: {exc}") from None
+    return [[str(f), f.stat().st_size, int(f.stat().st_mtime)] for f in files]
