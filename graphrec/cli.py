@@ -76,7 +76,8 @@ def models_cmd() -> None:
     for col in ("name", "tasks", "K steps", "learns ID embeddings", "description"):
         table.add_column(col)
     for name, info in sorted(INDEX.items()):
-        tasks = "node, rec" if info.learns_inputs else "node"
+        other = "node" if info.task == "rec" else "rec"
+        tasks = f"{info.task} (tuned), {other}" if info.learns_inputs else info.task
         table.add_row(name, tasks, "yes" if info.supports_steps else "", "yes" if info.learns_inputs else "", info.summary)
     out.print(table)
 
@@ -84,7 +85,8 @@ def models_cmd() -> None:
 @app.command("config")
 def config_cmd(
     model: Annotated[str, typer.Argument(help="a registered model (graphrec models)")],
-    task: Annotated[str, typer.Option(help="node (node classification) or rec (recommendation)")] = "node",
+    task: Annotated[str | None, typer.Option(help="node (node classification) or rec (recommendation); default: the "
+                                                  "task the model's settings are tuned for (graphrec models)")] = None,
     dataset: Annotated[str | None, typer.Option(help="a dataset of graphrec datasets: adds the preset's section for it")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="override a key, e.g. train.lr=0.01")] = None,
     config: Annotated[str | None, typer.Option(help="YAML file layered over the preset")] = None,
@@ -94,8 +96,15 @@ def config_cmd(
 
     from graphrec.config import ConfigError, resolve_config, resolve_rec_config
     from graphrec.data.catalog import DATASETS, is_dataset
+    from graphrec.models.index import UnknownModelError, model_info
 
     resolvers = {"node": resolve_config, "rec": resolve_rec_config}
+    if task is None:
+        try:
+            task = model_info(model).task
+        except UnknownModelError as exc:
+            fail(str(exc))
+        out.print(f"# {task} config of {model} (--task {'node' if task == 'rec' else 'rec'} for the other)")
     if task not in resolvers:
         fail(f"--task must be node or rec, got {task!r}")
     if dataset is not None and not is_dataset(dataset):

@@ -27,6 +27,7 @@ class ModelInfo:
     module: str  # registers the model when imported
     params: type[P.ModelParams]
     summary: str  # one line, plain text
+    task: str = "node"  # the task its settings are tuned for: what `graphrec config NAME` shows by default
     supports_steps: bool = False  # K propagation steps: hop sampling applies
     needs_graph: bool = True
     learns_inputs: bool = True
@@ -48,11 +49,11 @@ INDEX: dict[str, ModelInfo] = {i.name: i for i in (
     ModelInfo("gesm", "graphrec.models.gesm", P.GESMParams,
               "graph entities with step mixture: entity attention + step mixture (Shin et al.)", supports_steps=True),
     ModelInfo("mf", "graphrec.models.mf", P.MFParams, "matrix factorisation, BPR-MF (Rendle et al., 2009)",
-              needs_graph=False),
+              task="rec", needs_graph=False),
     ModelInfo("lightgcn", "graphrec.models.lightgcn", P.LightGCNParams,
-              "mean of K linear propagation layers of ID embeddings (He et al., 2020)", supports_steps=True),
+              "mean of K linear propagation layers of ID embeddings (He et al., 2020)", task="rec", supports_steps=True),
     ModelInfo("xsimgcl", "graphrec.models.xsimgcl", P.XSimGCLParams,
-              "LightGCN with noise and cross-layer contrastive loss (Yu et al., 2023)"),
+              "LightGCN with noise and cross-layer contrastive loss (Yu et al., 2023)", task="rec"),
 )}  # fmt: skip
 
 
