@@ -266,11 +266,12 @@ def synth(
             df = _day_frame(pop, day, int(per_day[k]), rng)
             good = df.height
             df, n_bad, n_dup = _corrupt(df, rng, bad_rate, duplicate_rate, text)
-            if text:
+            if text:  # epoch seconds as ISO text (the column is text only when rows were corrupted)
+                ts = pl.col("timestamp").cast(pl.String)
                 df = df.with_columns(
-                    timestamp=pl.when(pl.col("timestamp").str.contains(r"^\d+$"))
-                    .then(pl.from_epoch(pl.col("timestamp").cast(pl.Int64, strict=False), "s").dt.strftime("%Y-%m-%dT%H:%M:%SZ"))
-                    .otherwise(pl.col("timestamp"))
+                    timestamp=pl.when(ts.str.contains(r"^\d+$"))
+                    .then(pl.from_epoch(ts.cast(pl.Int64, strict=False), "s").dt.strftime("%Y-%m-%dT%H:%M:%SZ"))
+                    .otherwise(ts)
                 )
             df = _with_ids(df, id_type, id_cols)
             path = out / "events" / f"events-{day.isoformat()}.{ext}"

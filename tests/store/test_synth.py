@@ -1,4 +1,5 @@
 import polars as pl
+import pytest
 
 from graphrec.store import GraphStore, LogSchema, ingest, synth
 
@@ -45,3 +46,12 @@ def test_synth_extends_by_one_day(tmp_path):
     r = ingest(st, [tmp_path / "delta" / "events"], echo=False)
     assert r.partitions_written == ["2024-01-04"]
     assert GraphStore(st).manifest().id_maps["user"].size <= base.users
+
+
+@pytest.mark.parametrize("fmt", ["csv", "ndjson"])
+def test_clean_text_logs_ingest_completely(tmp_path, fmt):
+    rep = synth(tmp_path / "logs", events=500, days=2, users=20, items=15, ads=3, format=fmt, seed=4)
+    assert rep.bad == 0 and rep.rows == 500
+    ing = ingest(tmp_path / "st", [tmp_path / "logs" / "events"], schema=LogSchema.load(tmp_path / "logs" / "schema.yaml"),
+                 echo=False)  # fmt: skip
+    assert (ing.read, ing.accepted) == (500, 500)
