@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -125,7 +126,7 @@ def run_node_benchmark(
 
 
 def results_table(results: list[BenchResult], title: str = "Node classification (test, best-validation epoch)") -> Table:
-    table = Table(title=title)
+    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
     for col in ("dataset", "model", "metric", "mean ± std", "seeds", "ms/epoch", "epochs", "total s"):
         table.add_column(col, justify="right" if col not in ("dataset", "model", "metric") else "left", no_wrap=True)
     for r in results:

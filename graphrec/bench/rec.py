@@ -218,10 +218,18 @@ def summarize(runs: list[RecBenchRun]) -> list[dict[str, Any]]:
 
 
 def results_table(rows: list[dict], metrics=("recall", "ndcg"), ks=(10, 20)) -> Table:
-    """Test metrics, mean ± std (every metric is in the JSON): fits a 100-column terminal."""
-    title = "Recommendation (test, full ranking, best-validation epoch): mean ± std"
-    table = Table(title=title)
-    for col in ("dataset", "model", *[f"{m}@{k}" for k in ks for m in metrics], "seeds", "s/epoch", "epochs"):
+    """Test metrics, mean ± std over seeds (every metric is in the JSON), in a 100-column terminal:
+    the dataset goes to the title when there is one, and no column folds a name."""
+    from rich import box
+
+    datasets = list(dict.fromkeys(r["dataset"] for r in rows))
+    seeds = sorted({r["seeds"] for r in rows})
+    title = (f"{datasets[0] if len(datasets) == 1 else 'Recommendation'}: test metrics, full ranking, "
+             f"best-validation epoch; mean ± std over {'/'.join(map(str, seeds))} seeds")  # fmt: skip
+    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    cols = (*([] if len(datasets) == 1 else ["dataset"]), "model", *[f"{m}@{k}" for k in ks for m in metrics],
+            "s/epoch", "epochs")  # fmt: skip
+    for col in cols:
         table.add_column(col, justify="left" if col in ("dataset", "model") else "right", no_wrap=True)
     by = {}
     for r in rows:
@@ -233,7 +241,8 @@ def results_table(rows: list[dict], metrics=("recall", "ndcg"), ks=(10, 20)) -> 
             for m in metrics:
                 c = cells.get(f"{m}@{k}")
                 vals.append(f"{c['mean']:.4f} ± {c['std']:.4f}" if c else "")
-        table.add_row(ds, model, *vals, str(any_row["seeds"]), f"{any_row['s_per_epoch']:.2f}", f"{any_row['epochs_mean']:.0f}")
+        table.add_row(*([] if len(datasets) == 1 else [ds]), model, *vals, f"{any_row['s_per_epoch']:.2f}",
+                      f"{any_row['epochs_mean']:.0f}")  # fmt: skip
     return table
 
 
