@@ -10,7 +10,6 @@ importing torch; ``graphrec recommend`` on an exported model is timed beside the
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import statistics
 import subprocess
