@@ -58,3 +58,9 @@ def test_old_import_paths_of_the_readme_still_work():
 
     assert build_backbone is new and ExperimentConfig.__name__ == "NodeConfig"
     assert callable(fit) and callable(seed_everything) and callable(resolve_config)
+
+
+def test_the_readme_lists_every_doc():
+    readme = (ROOT / "README.md").read_text()
+    missing = [p.name for p in (ROOT / "docs").glob("*.md") if f"docs/{p.name}" not in readme]
+    assert not missing, f"docs not linked from the README: {missing}"
