@@ -28,22 +28,9 @@ from graphrec.data.interactions import load_interactions
 from graphrec.models.reference import PyGLightGCN
 from graphrec.tasks.link import LinkTask, build_rec_model
 from graphrec.tasks.optim import build_optimizer
+from graphrec.tasks.trainer import train_epoch
 from graphrec.utils.io import atomic_write_json
 from graphrec.utils.seed import seed_everything
-
-
-def train_epoch(model, task: LinkTask, opt, epoch: int) -> float:
-    """One training epoch as :class:`graphrec.tasks.trainer.Trainer` runs it (no evaluation):
-    every batch of ``task`` (negatives drawn per batch), forward, loss, backward, optimizer step."""
-    total, count = 0.0, 0
-    for batch in task.batches(epoch):
-        opt.zero_grad(set_to_none=True)
-        loss, n = task.step_loss(model, batch)
-        loss.backward()
-        opt.step()
-        total += float(loss.detach()) * n
-        count += n
-    return total / max(count, 1)
 
 
 def main(argv: list[str] | None = None) -> dict:

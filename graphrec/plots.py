@@ -11,6 +11,18 @@ from typing import Any
 from graphrec.utils.io import atomic_open
 
 
+def _save(fig, path: str | Path, dpi: int | None = None) -> Path:
+    """Lay out, write to a PNG atomically (a reader never sees half a file), close."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    path = Path(path)
+    with atomic_open(path, "wb") as fh:
+        fig.savefig(fh, format="png", **({"dpi": dpi} if dpi else {}))
+    plt.close(fig)
+    return path
+
+
 def plot_depth(points: list, path: str | Path, title: str | None = None) -> Path:
     """Write the depth curves (:class:`graphrec.bench.depth.DepthPoint` s: test accuracy against K,
     fixed K and hop sampling) to a PNG, atomically."""
@@ -42,12 +54,7 @@ def plot_depth(points: list, path: str | Path, title: str | None = None) -> Path
     ax.set_title(title or f"{points[0].dataset}: accuracy vs depth (mean ± std over {seeds} seeds)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    with atomic_open(path, "wb") as fh:
-        fig.savefig(fh, format="png")
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_replay(rows: list[dict[str, Any]], metric: str, path: Path) -> None:
@@ -79,10 +86,7 @@ def plot_replay(rows: list[dict[str, Any]], metric: str, path: Path) -> None:
         ax.grid(alpha=0.3)
         ax.legend()
     fig.autofmt_xdate()
-    fig.tight_layout()
-    with atomic_open(path, "wb") as fh:
-        fig.savefig(fh, format="png", dpi=110)
-    plt.close(fig)
+    _save(fig, path, dpi=110)
 
 
 def plot_history(history: list[dict[str, Any]], path: str | Path, title: str = "training",
@@ -112,9 +116,4 @@ def plot_history(history: list[dict[str, Any]], path: str | Path, title: str = "
                      fontsize=8)  # fmt: skip
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    path = Path(path)
-    with atomic_open(path, "wb") as fh:
-        fig.savefig(fh, format="png")
-    plt.close(fig)
-    return path
+    return _save(fig, path)

@@ -288,16 +288,9 @@ class Trainer:
             for epoch in range(first, self.epochs + 1) if not stopped else ():
                 run.train()
                 t0 = time.perf_counter()
-                total, count = 0.0, 0
-                for batch in task.batches(epoch):
-                    opt.zero_grad(set_to_none=True)
-                    loss, n = task.step_loss(run, batch)
-                    loss.backward()
-                    opt.step()
-                    total += float(loss.detach()) * n
-                    count += n
+                loss = train_epoch(run, task, opt, epoch)
                 epoch_times.append(time.perf_counter() - t0)
-                info: dict[str, Any] = {"epoch": epoch, "loss": total / max(count, 1)}
+                info: dict[str, Any] = {"epoch": epoch, "loss": loss}
                 if has_valid and (epoch % self.eval_every == 0 or epoch == self.epochs):
                     val = task.evaluate(model, "valid")
                     last_eval = (epoch, val)
@@ -348,6 +341,21 @@ class Trainer:
 
 _CHECKPOINT_KEYS = {"epoch", "model", "optimizer", "stopper", "stopped", "best_epoch", "best_valid", "best_state",
                     "last_eval_epoch", "last_eval", "history", "epoch_times", "rng", "seconds"}  # fmt: skip
+
+
+def train_epoch(model: nn.Module, task: Task, opt: torch.optim.Optimizer, epoch: int) -> float:
+    """One training epoch: every batch of ``task`` (forward, loss, backward, optimizer step);
+    returns the examples-weighted mean loss. The body of :meth:`Trainer.fit`'s loop (benchmarks
+    time it alone)."""
+    total, count = 0.0, 0
+    for batch in task.batches(epoch):
+        opt.zero_grad(set_to_none=True)
+        loss, n = task.step_loss(model, batch)
+        loss.backward()
+        opt.step()
+        total += float(loss.detach()) * n
+        count += n
+    return total / max(count, 1)
 
 
 class _Progress:
