@@ -175,3 +175,13 @@ def planted_partition(n=300, classes=3, f=20, p_in=0.08, p_out=0.005, seed=0):
     masks[0][perm[:30]] = masks[1][perm[30:100]] = masks[2][perm[100:]] = True
     return Data(x=x.float(), edge_index=adj.nonzero().t(), y=y, train_mask=masks[0], val_mask=masks[1],
                 test_mask=masks[2], num_classes=classes)  # fmt: skip
+
+
+def random_graph(n: int = 30, e: int = 90, seed: int = 0):
+    """An undirected ``edge_index`` [2, E] of ``e`` random pairs among ``n`` nodes, without self-loops."""
+    import torch
+    from torch_geometric.utils import coalesce, to_undirected
+
+    g = torch.Generator().manual_seed(seed)
+    ei = coalesce(to_undirected(torch.randint(0, n, (2, e), generator=g)))
+    return ei[:, ei[0] != ei[1]]

@@ -1,19 +1,14 @@
 import pytest
 import torch
 from torch_geometric.nn.models import LightGCN as PyGLightGCN
-from torch_geometric.utils import coalesce, to_undirected
 
 from graphrec.models import MODELS, build_model
 from graphrec.models.bipartite import BipartiteRecommender
 from graphrec.nn import HopSampling
 
+from fixtures import random_graph
+
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny graphs: one thread is fastest
-
-
-def _graph(n=30, e=90, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    ei = coalesce(to_undirected(torch.randint(0, n, (2, e), generator=g)))
-    return ei[:, ei[0] != ei[1]]
 
 
 def test_registered_with_the_k_step_contract():
@@ -26,7 +21,7 @@ def test_registered_with_the_k_step_contract():
 
 
 def test_lightgcn_matches_torch_geometric():
-    ei = _graph()
+    ei = random_graph()
     for K in (1, 2, 3):
         ref = PyGLightGCN(30, 16, K)
         ours = build_model("lightgcn", 16, 16, K=K)
@@ -37,7 +32,7 @@ def test_lightgcn_matches_torch_geometric():
 
 
 def test_lightgcn_steps_and_hop_sampling():
-    ei, x = _graph(), torch.randn(30, 8)
+    ei, x = random_graph(), torch.randn(30, 8)
     m = build_model("lightgcn", 8, 8, K=4)
     assert torch.allclose(m(x, ei, steps=0), x)
     assert torch.allclose(m(x, ei, steps=4), m(x, ei))
@@ -57,7 +52,7 @@ def test_lightgcn_steps_and_hop_sampling():
 
 
 def test_lightgcn_gradient_flows_through_the_cached_operator():
-    ei = _graph()
+    ei = random_graph()
     x = torch.randn(30, 8, requires_grad=True)
     m = build_model("lightgcn", 8, 8, K=2)
     m(x, ei).pow(2).sum().backward()
@@ -72,7 +67,7 @@ def test_lightgcn_gradient_flows_through_the_cached_operator():
     ("mf", {}), ("lightgcn", {"K": 2}), ("gsm", {"hidden": 16, "K": 3}), ("gcn", {"hidden": 16}),
     ("gesm", {"hidden": 4, "heads": 2, "K": 3}), ("hopgcn", {"K": 2, "hidden": 16}),
 ])
-def test_any_registered_backbone_runs_on_the_bipartite_graph(name, params):
+def test_any_registered_backbone_runs_on_the_bipartiterandom_graph(name, params):
     U, V, d = 6, 9, 8
     ei = torch.tensor([[0, 1, 2, 3, 4, 5, 0], [6, 7, 8, 9, 10, 11, 14]])
     ei = torch.cat([ei, ei.flip(0)], 1)

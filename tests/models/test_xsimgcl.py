@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 import torch
 from torch_geometric.nn.models import LightGCN as PyGLightGCN
-from torch_geometric.utils import coalesce, to_undirected
 
 from graphrec.config.rec import resolve_rec_config
 from graphrec.models import MODELS, build_model
@@ -13,15 +12,9 @@ from graphrec.models.lightgcn import LightGCNPropagation
 from graphrec.models.xsimgcl import info_nce, uniform_noise
 from graphrec.tasks.link import build_rec_model
 
-from fixtures import run_rec
+from fixtures import random_graph, run_rec
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny graphs: one thread is fastest
-
-
-def _graph(n=30, e=90, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    ei = coalesce(to_undirected(torch.randint(0, n, (2, e), generator=g)))
-    return ei[:, ei[0] != ei[1]]
 
 
 def test_registered_with_validated_parameters():
@@ -38,7 +31,7 @@ def test_registered_with_validated_parameters():
 
 @pytest.mark.parametrize("K", [1, 2, 3])
 def test_eval_is_noise_free_lightgcn_without_layer_zero(K):
-    ei = _graph()
+    ei = random_graph()
     ref = PyGLightGCN(30, 16, K)
     x = ref.embedding.weight.detach()
     m = build_model("xsimgcl", 16, 16, K=K, eps=0.5).eval()
@@ -62,7 +55,7 @@ def test_noise_has_the_configured_norm_and_the_sign_of_its_input():
 
 
 def test_training_forward_follows_the_layer_recursion():
-    ei, x = _graph(), torch.randn(30, 8)
+    ei, x = random_graph(), torch.randn(30, 8)
     m = build_model("xsimgcl", 8, 8, K=3, eps=0.1, cl_layer=2).train()
     torch.manual_seed(3)
     out = m(x, ei)
@@ -87,7 +80,7 @@ def test_info_nce_matches_a_direct_computation():
 
 
 def test_contrastive_loss_uses_the_batch_groups_and_gradients_flow():
-    ei = _graph()
+    ei = random_graph()
     U, V = 12, 18  # nodes 0..11 users, 12..29 items (edges are arbitrary here: only the shapes matter)
     rec = BipartiteRecommender(U, V, build_model("xsimgcl", 8, 8, K=2, cl_weight=0.5, tau=0.3), 8)
     rec.train()
