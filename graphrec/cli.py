@@ -99,12 +99,13 @@ def config_cmd(
     from graphrec.models.index import UnknownModelError, model_info
 
     resolvers = {"node": resolve_config, "rec": resolve_rec_config}
+    header = ""
     if task is None:
         try:
             task = model_info(model).task
         except UnknownModelError as exc:
             fail(str(exc))
-        out.print(f"# {task} config of {model} (--task {'node' if task == 'rec' else 'rec'} for the other)")
+        header = f"# {task} config of {model} (--task {'node' if task == 'rec' else 'rec'} for the other)\n"
     if task not in resolvers:
         fail(f"--task must be node or rec, got {task!r}")
     if dataset is not None and not is_dataset(dataset):
@@ -113,7 +114,7 @@ def config_cmd(
         cfg = resolvers[task](model, dataset, list(set_ or []), config)
     except ConfigError as exc:
         fail(str(exc))
-    out.print(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False), end="")
+    out.print(header + yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False), end="")
 
 
 def main() -> None:  # pragma: no cover

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
+from rich import box
 from rich.markup import escape
 from rich.table import Table
 
@@ -96,7 +97,7 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def _metrics(meta: dict[str, Any], limit: int = 2) -> str:
+def _metrics(meta: dict[str, Any], limit: int = 1) -> str:
     """One short line: the NDCG@10 values when recorded (else the first numbers); `show` has them all."""
     metrics = meta.get("metrics")
     if not isinstance(metrics, dict):
@@ -128,7 +129,8 @@ def list_cmd(root: RootOpt = None, as_json: JsonOpt = False) -> None:
     if not versions:
         console.print(f"no versions in {escape(str(reg.root))}")
         return
-    table = Table(title=f"artifacts in {escape(str(reg.root))}")
+    table = Table(title=f"artifacts in {escape(str(reg.root))}", box=box.SIMPLE_HEAD, pad_edge=False,
+                  collapse_padding=True)  # fmt: skip
     show_date = any(_date(v.meta) for v in versions)
     show_metrics = any(_metrics(v.meta) for v in versions)
     table.add_column("version", justify="right", no_wrap=True)
@@ -137,7 +139,7 @@ def list_cmd(root: RootOpt = None, as_json: JsonOpt = False) -> None:
     if show_date:
         table.add_column("date / run", no_wrap=True)
     if show_metrics:
-        table.add_column("metrics (all: artifacts show)", no_wrap=True, overflow="ellipsis")
+        table.add_column("metric (all: show)", no_wrap=True, overflow="ellipsis")
     table.add_column("size", justify="right", no_wrap=True)
     for v in versions:
         row = [str(v.version), _when(v), _status(v, rollback)]

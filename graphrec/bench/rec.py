@@ -225,7 +225,7 @@ def results_table(rows: list[dict], metrics=("recall", "ndcg"), ks=(10, 20)) -> 
     datasets = list(dict.fromkeys(r["dataset"] for r in rows))
     seeds = sorted({r["seeds"] for r in rows})
     title = (f"{datasets[0] if len(datasets) == 1 else 'Recommendation'}: test metrics, full ranking, "
-             f"best-validation epoch; mean ± std over {'/'.join(map(str, seeds))} seeds")  # fmt: skip
+             f"best-validation epoch; mean ± std over {'/'.join(map(str, seeds))} seed{'s' if seeds != [1] else ''}")  # fmt: skip
     table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
     cols = (*([] if len(datasets) == 1 else ["dataset"]), "model", *[f"{m}@{k}" for k in ks for m in metrics],
             "s/epoch", "epochs")  # fmt: skip

@@ -76,6 +76,22 @@ def read_yaml_mapping(path: str | Path, what: str = "config file") -> dict:
     return data
 
 
+def nearest(word: str, choices: Iterable[str]) -> str | None:
+    """The choice ``word`` most likely meant (a different case, or a close spelling), or None."""
+    choices = list(choices)
+    same = [c for c in choices if c.lower() == word.lower()]
+    if same:
+        return same[0]
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def did_you_mean(word: str, choices: Iterable[str], prefix: str = "") -> str:
+    """``"; did you mean 'x'?"`` when a choice is near ``word``, else an empty string."""
+    near = nearest(word, choices)
+    return f"; did you mean {prefix + near!r}?" if near else ""
+
+
 def parse_override(item: str, sections: Iterable[str]) -> tuple[list[str], Any]:
     """``"model.hidden=32"`` -> ``(["model", "hidden"], 32)``; the value is parsed as YAML.
 
@@ -88,7 +104,8 @@ def parse_override(item: str, sections: Iterable[str]) -> tuple[list[str], Any]:
     key, raw = item.split("=", 1)
     path = [p for p in key.strip().split(".") if p]
     if not path or path[0] not in sections:
-        raise ConfigError(f"unknown config key {key.strip()!r}: keys start with one of {sorted(sections)}")
+        hint = did_you_mean(path[0], sections, "") if path else ""
+        raise ConfigError(f"unknown config key {key.strip()!r}{hint} (keys start with one of {sorted(sections)})")
     try:
         value = yaml.safe_load(raw)
     except yaml.YAMLError as exc:
@@ -192,8 +209,8 @@ def validation_message(exc: ValidationError, layers: Layers | None = None, prefi
         source = layers.source_of(loc) if layers is not None and loc else None
         where = f" (from {source})" if source else ""
         if e["type"] == "extra_forbidden":
-            near = difflib.get_close_matches(str(e["loc"][-1]), _fields_at(schema, e["loc"][:-1]), n=1, cutoff=0.6)
-            hint = f"; did you mean {'.'.join([*loc[:-1], near[0]])!r}?" if near else ""
+            prefix = ".".join(loc[:-1]) + "." if len(loc) > 1 else ""
+            hint = did_you_mean(str(e["loc"][-1]), _fields_at(schema, e["loc"][:-1]), prefix)
             errs.append(f"unknown config key {key!r}{where}{hint}")
         else:
             msg = e["msg"].removeprefix("Value error, ")

@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
-from graphrec.config.base import ConfigError, Layers, validate
+from graphrec.config.base import ConfigError, Layers, did_you_mean, validate
 from graphrec.models.index import UnknownModelError, model_info
 
 TASKS = ("node", "rec")
@@ -90,8 +90,8 @@ def resolve_task_config(
     raw = stack.merged()
     unknown = sorted(set(raw) - set(sections))
     if unknown:
-        raise ConfigError("; ".join(f"unknown config key {k!r} (from {stack.source_of([k])}): sections are {sections}"
-                                    for k in unknown))  # fmt: skip
+        raise ConfigError("; ".join(f"unknown config key {k!r} (from {stack.source_of([k])}){did_you_mean(k, sections)} "
+                                    f"(sections are {sections})" for k in unknown))  # fmt: skip
     given = (raw.get("model") or {}).get("name", name)
     if model_name(str(given)) != name:
         raise ConfigError(f"model.name {given!r} (from {stack.source_of(['model', 'name'])}) "

@@ -65,5 +65,9 @@ def model_info(name: str) -> ModelInfo:
     """
     key = name.lower()
     if key not in INDEX:
-        raise UnknownModelError(f"unknown model {name!r}; registered: {', '.join(sorted(INDEX))}")
+        import difflib
+
+        near = difflib.get_close_matches(key, list(INDEX), n=1)
+        hint = f" (did you mean {near[0]!r}?)" if near else ""
+        raise UnknownModelError(f"unknown model {name!r}{hint}; registered: {', '.join(sorted(INDEX))}")
     return INDEX[key]

@@ -11,6 +11,7 @@ import json
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.table import Table
 
 from graphrec.utils.console import err, fail, out
@@ -156,7 +157,7 @@ def status_cmd(
 
     cfg = _load(config, set_)
     runs = cfg.paths_resolved["runs"]
-    rows = []
+    rows, reasons = [], {}
     for d in sorted(p for p in runs.glob("*") if (p / "state.json").is_file()) if runs.exists() else []:
         st = RunState(d, d.name)
         s = st.stages
@@ -169,20 +170,25 @@ def status_cmd(
             "mode": s.get("train", {}).get("mode"),
             f"holdout_{cfg.gate.metric}": ev.get("holdout", {}).get(cfg.gate.metric),
             f"canary_{cfg.gate.metric}": ev.get("canary", {}).get(cfg.gate.metric),
-            "gate": s.get("gate", {}).get("reason") if st.status == "gated" else None,
         })  # fmt: skip
+        if st.status == "gated":
+            reasons[d.name] = s.get("gate", {}).get("reason", "")
     if as_json:
-        typer.echo(json.dumps(rows))
+        typer.echo(json.dumps([{**r, "gate_reason": reasons.get(r["date"])} for r in rows]))
         return
     if not rows:
         err.print(f"no runs recorded under {runs}")
         return
-    table = Table(title=f"{cfg.name}: runs under {runs}")
+    table = Table(title=f"{cfg.name}: runs under {runs}", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    short = {"store_version": "store v", "artifact_version": "artifact v", "failed_stage": "failed at"}
     for col in rows[0]:
-        table.add_column(col, justify="left" if col in ("date", "status", "mode", "failed_stage", "gate") else "right")
+        table.add_column(short.get(col, col), justify="left" if col in ("date", "status", "mode", "failed_stage")
+                         else "right", no_wrap=col == "date")  # fmt: skip
     for r in rows:
         table.add_row(*(_fmt(v) for v in r.values()))
     out.print(table)
+    for date, reason in reasons.items():  # under the table: a reason is a sentence
+        out.print(f"{date} gated: {reason}")
 
 
 def shipped_config() -> str:

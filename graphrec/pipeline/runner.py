@@ -557,6 +557,7 @@ def run_night(cfg: PipelineConfig, date: str | dt.date, *, force: bool = False, 
     paths = cfg.paths_resolved
     with pipeline_lock(paths["runs"], date.isoformat()):
         n = _Night(cfg, date, console, progress, allow_older)
+        force = force or (allow_older and n.state.status == GATED)  # a night gated for its date runs again
         if n.state.status in (PUBLISHED, GATED) and not force:
             return _result(n, n.state.status, skipped=True)
         if force and n.state.stages:

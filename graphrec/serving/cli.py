@@ -42,7 +42,9 @@ def recommend_cmd(
         typer.echo(json.dumps([{"item": r.item, "score": r.score, "rank": r.rank, "source": r.source, "label": r.label}
                                for r in recs]))  # fmt: skip
         return
-    table = Table(title=f"user {user}: top {k} {rec.target}s" + (" (popular fallback)" if recs and recs[0].source == "popular" else ""))
+    short = f" (only {len(recs)} unseen left)" if len(recs) < k and not include_seen else ""
+    table = Table(title=f"user {user}: top {len(recs)} {rec.target}s{short}"
+                  + (" (popular fallback)" if recs and recs[0].source == "popular" else ""))  # fmt: skip
     labelled = any(r.label for r in recs)
     for col in ("rank", rec.target, *(["title"] if labelled else []), "score"):
         table.add_column(col, justify="left" if col == "title" else "right")

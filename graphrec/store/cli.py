@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import functools
 import json
 from collections.abc import Callable
@@ -186,6 +187,10 @@ def ingest(
     )
     if not report.invariant_ok:
         raise typer.Exit(2)
+    if report.read and not report.accepted:
+        err.print(f"[bold red]error:[/] no row of {report.read:,} was accepted (version {report.version} holds only "
+                  f"the quarantine): `graphrec store quarantine --store {escape(str(store))}` says why")  # fmt: skip
+        raise typer.Exit(1)
 
 
 # ------------------------------------------------------------------------------ inspect
@@ -280,7 +285,9 @@ def quarantine(
         from graphrec.store import REASONS
 
         if reason not in REASONS:
-            raise typer.BadParameter(f"unknown reason {reason!r}; reasons: {', '.join(REASONS)}", param_hint="--reason")
+            near = difflib.get_close_matches(reason, list(REASONS), n=1)
+            hint = f"; did you mean {near[0]!r}?" if near else ""
+            raise typer.BadParameter(f"unknown reason {reason!r}{hint} Reasons: {', '.join(REASONS)}", param_hint="--reason")
         q = q.filter(pl.col("reason") == reason)
     if as_json:
         typer.echo(json.dumps(q.head(limit).to_dicts(), indent=2))

@@ -136,8 +136,9 @@ def _coerce(col: Column, dtype: pl.DataType, schema: LogSchema) -> tuple[pl.Expr
     """Return (typed expression, wrong-type message or None) for a present column."""
     raw = pl.col(col.name)
     if dtype == pl.String:
-        # Numbers, ids and times ignore surrounding blanks; text and enum values are kept verbatim.
-        if col.kind not in ("enum", "string"):
+        # Numbers, ids, times and enum values (target and event types) ignore surrounding blanks
+        # ("2024-06-01, u1, item" from a ", "-separated file); free text is kept verbatim.
+        if col.kind != "string":
             raw = raw.str.strip_chars()
         raw = pl.when(raw.str.len_bytes() > 0).then(raw)
     kind = col.kind
@@ -292,7 +293,7 @@ def normalize(
         parsed = pl.col(TYPED_PREFIX + col.name)
         src = pl.col(RAW_PREFIX + col.name)  # for messages, evaluated on rejected rows only
         if dtype == pl.String:
-            stripped = pl.col(col.name) if col.kind in ("enum", "string") else pl.col(col.name).str.strip_chars()
+            stripped = pl.col(col.name) if col.kind == "string" else pl.col(col.name).str.strip_chars()
             present_value = stripped.str.len_bytes() > 0
         else:
             present_value = pl.col(col.name).is_not_null()

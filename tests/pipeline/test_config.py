@@ -43,7 +43,7 @@ def test_bad_rec_keys_fail_at_load_naming_key_and_source(tmp_path):
     with pytest.raises(ConfigError, match="gate.metric 'mrr@10' is not computed"):
         load_pipeline_config(None, [*SOURCE, "gate.metric=mrr@10", "rec.eval.metrics=[ndcg]",
                                     "rec.train.stop_on=ndcg@10"])  # fmt: skip
-    with pytest.raises(ConfigError, match=r"unknown config key 'model.name': keys start with one of"):
+    with pytest.raises(ConfigError, match=r"unknown config key 'model.name' \(keys start with one of"):
         load_pipeline_config(None, [*SOURCE, "model.name=gcn"])  # the old layout is refused, not ignored
 
 

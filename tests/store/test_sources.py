@@ -85,3 +85,23 @@ def test_blank_line_numbers(tmp_path):
     assert blank_lines(path).tolist() == [2, 4, 6]
     path.write_bytes(b"a,b\n1,2")
     assert blank_lines(path).tolist() == []
+
+
+def test_a_file_written_with_comma_space_separators_is_read(tmp_path):
+    path = tmp_path / "spaced.csv"
+    path.write_text(", ".join(COLS) + "\n" + "\n".join(", ".join(r) for r in ROWS) + "\n")
+    rep = ingest(tmp_path / "store", [path], schema=LogSchema(), echo=False)
+    assert (rep.read, rep.accepted) == (2, 2), str(rep)
+    ev = GraphStore(tmp_path / "store").events(external_ids=True).collect()
+    assert set(ev["target_type"]) == {"item"} and set(ev["event_type"]) == {"click"}
+
+
+def test_the_command_fails_when_no_row_is_accepted(tmp_path):
+    from typer.testing import CliRunner
+
+    from graphrec.store.cli import store_app
+
+    path = tmp_path / "no-target-type.csv"
+    path.write_text("timestamp,user_id,target_id,event_type\n2024-06-01T10:00:00Z,u1,i1,click\n")
+    res = CliRunner().invoke(store_app, ["ingest", "--store", str(tmp_path / "st"), str(path), "--no-progress"])
+    assert res.exit_code == 1 and "no row of 1 was accepted" in res.output and "graphrec store quarantine" in res.output
