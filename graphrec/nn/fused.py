@@ -185,11 +185,26 @@ def get_num_threads() -> int:
     return _THREADS if _THREADS is not None else torch.get_num_threads()
 
 
-def _run_chunks(kernel, nchunks: int, *args) -> None:
+def split_bounds(n: int, parts: int, crow: np.ndarray | None = None) -> list[int]:
+    """``parts + 1`` increasing bounds over ``range(n)``: equal counts of rows, or with ``crow``
+    (a CSR row pointer) equal counts of stored entries, each part within one row's entries of
+    ``nnz / parts``."""
+    if crow is None:
+        return [n * t // parts for t in range(parts + 1)]
+    nnz = int(crow[n])
+    return [0, *(int(np.searchsorted(crow[: n + 1], nnz * t // parts)) for t in range(1, parts)), n]
+
+
+def _run_chunks(kernel, nchunks: int, *args, crow: np.ndarray | None = None) -> None:
     """Run ``kernel(*args, ch0, ch1)`` over chunk ranges on :func:`get_num_threads`
     threads. The kernels release the GIL; a plain thread pool is used rather than numba's
     parallel backend, whose OpenMP runtime is not the one torch links and would spin
-    against torch's threads."""
+    against torch's threads.
+
+    With ``crow`` (the row pointer of a CSR matrix whose rows are the chunks), each thread
+    gets an equal share of stored entries rather than of rows: on a user-item graph the
+    first half of the rows can hold two thirds of the entries, and an even row split then
+    leaves one thread idle for a third of the product."""
     global _POOL, _POOL_PID
     threads = max(1, min(get_num_threads(), nchunks))
     if threads == 1:
@@ -199,7 +214,7 @@ def _run_chunks(kernel, nchunks: int, *args) -> None:
     if _POOL is None or _POOL._max_workers < threads or _POOL_PID != os.getpid():
         _POOL = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="graphrec-fused")
         _POOL_PID = os.getpid()
-    bounds = [nchunks * t // threads for t in range(threads + 1)]
+    bounds = split_bounds(nchunks, threads, crow)
     futures = [_POOL.submit(kernel, *args, bounds[t], bounds[t + 1]) for t in range(1, threads)]
     kernel(*args, bounds[0], bounds[1])
     for f in futures:
@@ -260,7 +275,7 @@ class _MixtureDropoutLinear(torch.autograd.Function):
         for k in range(k_max):
             if k > 0:
                 nxt = np.empty_like(state)
-                _run_chunks(_csr_spmm, n, *op, state, nxt)
+                _run_chunks(_csr_spmm, n, *op, state, nxt, crow=op[0])
                 state = nxt
             keep = np.empty(state.shape, dtype=np.bool_)
             xm = np.empty_like(state)
@@ -287,7 +302,7 @@ class _MixtureDropoutLinear(torch.autograd.Function):
         for k in range(k_max - 1, -1, -1) if need_gh else ():
             if G is not None:
                 nxt = np.empty_like(G)
-                _run_chunks(_csr_spmm, n, *ctx.op_t, G, nxt)
+                _run_chunks(_csr_spmm, n, *ctx.op_t, G, nxt, crow=ctx.op_t[0])
                 G = nxt
             accumulate = G is not None
             if not accumulate:
@@ -336,7 +351,7 @@ def csr_spmm(crow, col, val, h: Tensor) -> Tensor:
     n = crow.shape[0] - 1
     hc = h.detach().contiguous().numpy()
     out = np.empty((n, hc.shape[1]), dtype=hc.dtype)
-    _run_chunks(_csr_spmm, n, crow, col, val, hc, out)
+    _run_chunks(_csr_spmm, n, crow, col, val, hc, out, crow=crow)
     return torch.from_numpy(out)
 
 
@@ -378,7 +393,7 @@ def head_spmm(crow: np.ndarray, col: np.ndarray, a: Tensor, z: Tensor) -> Tensor
     n = crow.shape[0] - 1
     zc = z.detach().contiguous().numpy()
     out = np.empty((n, zc.shape[1], zc.shape[2]), dtype=zc.dtype)
-    _run_chunks(_head_spmm, n, crow, col, a.detach().contiguous().numpy(), zc, out)
+    _run_chunks(_head_spmm, n, crow, col, a.detach().contiguous().numpy(), zc, out, crow=crow)
     return torch.from_numpy(out)
 
 
@@ -395,6 +410,7 @@ def head_sampled_dot(crow: np.ndarray, col: np.ndarray, g: Tensor, z: Tensor) ->
         g.detach().contiguous().numpy(),
         z.detach().contiguous().numpy(),
         out,
+        crow=crow,
     )
     return torch.from_numpy(out)
 

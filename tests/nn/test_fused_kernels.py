@@ -128,6 +128,30 @@ def test_csr_spmm_matches_scipy_on_any_thread_count():
         torch.set_num_threads(before)
 
 
+def test_threads_split_a_skewed_csr_by_stored_entries():
+    # a user-item-like pattern: the first 100 rows hold 90% of the entries
+    rng = np.random.default_rng(1)
+    heavy = sp.random(100, 400, density=0.45, format="csr", random_state=rng, dtype=np.float32)
+    light = sp.random(300, 400, density=0.0167, format="csr", random_state=rng, dtype=np.float32)
+    a = sp.vstack([heavy, light]).tocsr()
+    for parts in (2, 3):
+        bounds = fused.split_bounds(a.shape[0], parts, a.indptr)
+        assert bounds[0] == 0 and bounds[-1] == a.shape[0] and bounds == sorted(bounds)
+        share = np.diff(a.indptr[bounds])
+        assert share.max() - share.min() <= 2 * np.diff(a.indptr).max()  # balanced to a row's entries
+        assert bounds[1] < 100  # an even row split would give the first part nearly everything
+    h = torch.randn(400, 16)
+    before = torch.get_num_threads()
+    try:
+        for threads in (2, 3):
+            torch.set_num_threads(threads)
+            torch.testing.assert_close(fused.csr_spmm(a.indptr, a.indices, a.data, h),
+                                       torch.from_numpy(a @ h.numpy()), rtol=1e-5, atol=1e-5)  # fmt: skip
+    finally:
+        torch.set_num_threads(before)
+    assert fused.split_bounds(10, 3) == [0, 3, 6, 10]
+
+
 def test_step_mixture_training_pass_matches_the_unfused_layer_without_dropout_noise(monkeypatch):
     """With dropout active, the fused and the torch paths draw different masks; at p -> 0
     they must agree, and at p > 0 their outputs must have the same mean over many draws."""
