@@ -301,6 +301,7 @@ class Trainer:
                         best = (epoch, val)
                         if self.select == "best":
                             best_state = copy.deepcopy(model.state_dict())
+                info["seconds"] = time.perf_counter() - t_start  # wall time so far: time-to-accuracy curves
                 history.append(info)
                 stopped = self.select == "best" and stopper.exhausted
                 if self.checkpoint is not None and (epoch % self.checkpoint_every == 0 or stopped or epoch == self.epochs):
