@@ -151,8 +151,10 @@ class BipartiteRecommender(nn.Module):
         """Backbone inputs ``[len(n_id), dim]`` of nodes ``n_id`` (default: all nodes)."""
         if n_id is None and self.user_enc is None and self.item_enc is None:
             # the table itself: a lookup of every row would copy it forward and scatter the
-            # gradient back row by row (the same values, ~5% of a full-graph step on Gowalla)
-            return self.embedding.weight
+            # gradient back row by row (the same values, ~5% of a full-graph step on Gowalla).
+            # Without autograd a copy, so that outputs (MF's are its inputs) never alias the weights.
+            w = self.embedding.weight
+            return w if torch.is_grad_enabled() else w.detach().clone()
         device = next(self.parameters()).device
         n_id = torch.arange(self.num_nodes, device=device) if n_id is None else n_id.to(device)
         out = self.embedding(n_id) if self.embedding is not None else None

@@ -94,3 +94,21 @@ def test_store_features_as_inputs():
     assert torch.allclose(e[0], e[1]) and torch.all(e[2] == 0)
     with pytest.raises(ValueError, match="needs node features"):
         BipartiteRecommender(2, 1, build_model("mf", d, d), d, inputs="both")
+
+
+def test_embeddings_are_copies_and_the_batch_loss_matches_per_row_lookups():
+    U, V, d = 5, 7, 4
+    ei = torch.tensor([[0, 1, 2, 3, 4], [5, 6, 7, 8, 11]])
+    ei = torch.cat([ei, ei.flip(0)], 1)
+    rec = BipartiteRecommender(U, V, build_model("mf", d, d), d, needs_graph=False)
+    users, items = rec.embeddings(ei)
+    assert not users.requires_grad
+    users.add_(1.0)  # must not write into the model
+    assert torch.equal(rec.embedding.weight[:U], rec.embeddings(ei)[0])
+    out = rec(ei)
+    u, i, j = torch.tensor([0, 1, 1]), torch.tensor([5, 6, 6]), torch.tensor([[7, 8], [9, 10], [11, 5]])
+    loss = rec.loss(out, u, i, j, reg_weight=0.1)
+    s_pos = (out[u] * out[i]).sum(-1, keepdim=True)
+    s_neg = (out[u].unsqueeze(1) * out[j]).sum(-1)
+    reg = 0.1 * rec.embedding.weight[torch.cat([u, i, j.view(-1)])].pow(2).sum() / (2 * 3)
+    assert torch.allclose(loss, -torch.nn.functional.logsigmoid(s_pos - s_neg).mean() + reg)
