@@ -8,8 +8,10 @@ The public API (imported on first use, so ``import graphrec`` is cheap):
 
 Data
     load_dataset(name)            a named dataset: Cora, CiteSeer, PubMed, PPI (node
-                                  classification) or ml-100k (recommendation Interactions)
+                                  classification) or ml-100k, ml-1m, gowalla, amazon-cd, beauty,
+                                  sports, toys, yelp (recommendation Interactions)
     load_interactions(source)     user-target interactions of a named dataset or a store folder
+    load_sequences(name)          exact item sequences of beauty, sports, toys, yelp (leave-one-out)
     GraphStore, ingest, build     the versioned graph store: logs -> store -> HeteroData
 Configuration
     resolve_config(model, dataset, overrides)       node-classification config (layered, validated)
@@ -36,6 +38,7 @@ __version__ = "0.2.0"
 _EXPORTS = {
     "load_dataset": "graphrec.data.catalog",
     "load_interactions": "graphrec.data.interactions",
+    "load_sequences": "graphrec.data.sequences",
     "GraphStore": "graphrec.store",
     "ingest": "graphrec.store",
     "build": "graphrec.store",

@@ -57,13 +57,22 @@ def datasets_cmd(as_json: Annotated[bool, typer.Option("--json", help="print JSO
     if as_json:
         out.print_json(json.dumps(rows))
         return
-    table = Table(title=f"data root: {data_root()}  (cache: {cache_dir()})")
-    for col in ("name", "task", "status", "where / missing", "about"):
-        table.add_column(col)
+    # One line per dataset in a 100-column terminal; paths, aliases, descriptions and the protocol are in --json.
+    table = Table(title=f"data root: {data_root()}  (cache: {cache_dir()})", caption_justify="left")
+    for col in ("name", "task", "status", "users", "items", "pairs", "test", "split"):
+        table.add_column(col, justify="right" if col in ("users", "items", "pairs", "test") else "left", no_wrap=True)
+    missing = []
     for r in rows:
-        where = r["path"] if r["status"] == "local" else f"{len(r['missing'])} file(s) missing, e.g. {r['missing'][0]}"
+        st = r["stats"]
+        n = lambda key, st=st: f"{st[key]:,}" if key in st else ""  # noqa: E731
+        pairs = f"{st['train'] + st['test']:,}" if "test" in st else n("interactions")
         color = "green" if r["status"] == "local" else "yellow"
-        table.add_row(r["name"], r["task"], f"[{color}]{r['status']}[/]", where, r["summary"])
+        if r["status"] != "local":
+            missing.append(f"{r['name']} ({len(r['missing'])} file(s), e.g. {r['missing'][0]})")
+        table.add_row(r["name"], r["task"].split(" (")[0], f"[{color}]{r['status']}[/]", n("users"), n("items"), pairs,
+                      n("test"), r["split"] or "")  # fmt: skip
+    table.caption = ("split: the dataset's own protocol (data.split: auto); pairs: user-item interactions, test: the published test pairs; graphrec datasets --json has paths, "
+                     "aliases, sources and the protocols in words" + (f"\nmissing: {'; '.join(missing)}" if missing else ""))  # fmt: skip
     out.print(table)
 
 

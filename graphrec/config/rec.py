@@ -56,10 +56,19 @@ class RecDataConfig(Strict):
     event_types: list[str] | None = Field(None, description="event types that count as interactions (default: all)")
     window: tuple[str | int | None, str | int | None] | None = Field(None, description="[start, end) of the store build")
     min_interactions: int = Field(0, ge=0, description="k-core filter of the store build")
-    split: Literal["random", "loo", "time"] = "random"
+    split: Literal["auto", "random", "loo", "time", "published"] = Field(
+        "auto", description="auto: the dataset's own protocol (graphrec datasets: published for gowalla, ml-1m and "
+        "amazon-cd, loo for the sequence datasets, random for ml-100k and any store folder); random: per user 8:1:1 "
+        "(ratios); loo: per user, last pair test, second to last validation; time: one global cut (time_quantiles); "
+        "published: the dataset's published test set exactly, validation carved from its training pairs (valid_ratio)")  # fmt: skip
     ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)
     time_quantiles: tuple[float, float] = (0.8, 0.9)
-    split_seed: int | None = Field(None, description="seed of the random split (default: the run's seed)")
+    valid_ratio: float = Field(0.1, ge=0, lt=1, description=(
+        "published split: per user with n training pairs, floor(valid_ratio * n) of them, drawn at random (split_seed), "
+        "become validation, at least one when n >= 2 and never all (the user keeps >= 1 training pair); 0: no "
+        "validation part (set train.select: last; the trainer then keeps the last epoch)"))  # fmt: skip
+    split_seed: int | None = Field(None, description="seed of the random split and of the published split's "
+                                   "validation draw (default: the run's seed)")  # fmt: skip
     drop_cold_items: bool = Field(False, description="drop validation/test pairs of items without training pairs")
 
 

@@ -1,4 +1,5 @@
-"""What a task trains on: named datasets in one catalog, interaction views of a store, splits.
+"""What a task trains on: named datasets in one catalog, interaction views of a store, splits,
+and the exact item sequences of the sequence datasets.
 
 Files are read from one data root (``$GRAPHREC_DATA`` or the user cache) and downloaded
 into the cache when missing and the network allows.
@@ -13,7 +14,8 @@ _EXPORTS = {
     **dict.fromkeys(["label_rate_split", "load_planetoid"], ".planetoid"),
     **dict.fromkeys(["InductiveDataset", "load_ppi"], ".ppi"),
     **dict.fromkeys(["DatasetNotAvailableError", "cache_dir", "data_root"], ".root"),
-    **dict.fromkeys(["EdgeSplit", "leave_one_out", "random_split", "time_split"], ".splits"),
+    **dict.fromkeys(["EdgeSplit", "leave_one_out", "published_split", "random_split", "time_split"], ".splits"),
+    **dict.fromkeys(["LeaveOneOut", "Sequences", "load_sequences", "read_sequences"], ".sequences"),
 }  # fmt: skip
 
 __all__, __getattr__ = lazy_exports(__name__, _EXPORTS)

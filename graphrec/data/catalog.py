@@ -3,18 +3,35 @@
 >>> from graphrec.data import load_dataset
 >>> cora = load_dataset("Cora")          # torch_geometric Data with the public split   # doctest: +SKIP
 >>> ml = load_dataset("ml-100k")          # Interactions, through a cached graph store  # doctest: +SKIP
+>>> gw = load_dataset("gowalla")          # LightGCN's split; data.split: auto -> published  # doctest: +SKIP
+
+Each recommendation dataset has its own split protocol (``DatasetInfo.split``), which
+``data.split: auto`` follows: ``published`` (the train/test files of Gowalla, MovieLens-1M
+and Amazon-CD, validation carved from train by ``data.valid_ratio``), ``loo`` (the four
+sequence datasets, leave-one-out as in S3-Rec / ICLRec) or ``random`` (MovieLens-100k's
+per-user 8:1:1, as RecBole).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from graphrec.data.movielens import ML100K_FILES, movielens_100k_dir
 from graphrec.data.planetoid import load_planetoid, planetoid_raw_files
 from graphrec.data.ppi import PPI_RAW_FILES, load_ppi
+from graphrec.data.public import (
+    AMAZON_CD_FILES,
+    GOWALLA_FILES,
+    ML1M_FILES,
+    SEQUENCE_FILES,
+    RemoteFile,
+    ingest_public,
+    sequence_files,
+)
 from graphrec.data.root import cache_dir, data_root
 
 NODE = "node classification"
@@ -29,6 +46,23 @@ class DatasetInfo:
     summary: str
     ingest: Callable[[Path], Any] | None = None  # recommendation datasets: write the dataset into a new store
     aliases: tuple[str, ...] = ()  # other accepted names (case-insensitive)
+    #: Expected statistics: users, items and train/test pairs (published splits) or interactions.
+    stats: Mapping[str, int] = field(default_factory=dict)
+    #: The dataset's own split protocol, what ``data.split: auto`` resolves to: random, published or loo.
+    split: str = "random"
+    protocol: str = ""  # the split protocol in words (``graphrec datasets``, docs)
+    #: Pinned URL and SHA-256 of each file (a missing file is downloaded into the cache).
+    remote: tuple[RemoteFile, ...] = ()
+
+    def protocol_info(self) -> dict[str, Any]:
+        """What :class:`~graphrec.data.interactions.Interactions` records as ``info["protocol"]``."""
+        out: dict[str, Any] = {"split": self.split}
+        if self.split == "published":
+            from graphrec.store.adapters import TEST_TIME
+
+            # the adapter's test instant: pairs at or after it are the test set
+            out["test_start"] = TEST_TIME
+        return out
 
 
 def _ingest_ml100k(root: Path) -> None:
@@ -42,6 +76,28 @@ def _planetoid(name: str, summary: str) -> DatasetInfo:
     return DatasetInfo(name, NODE, tuple(str(p.relative_to(root)) for p in planetoid_raw_files(name, root)), summary)
 
 
+_PUBLISHED = ("published train/test (no validation in the files: data.valid_ratio of each user's training "
+              "pairs, at random, become validation)")  # fmt: skip
+_LOO = "leave-one-out per user (last item test, second to last validation), as S3-Rec / ICLRec"
+
+
+def _public(name: str, remote: tuple[RemoteFile, ...], summary: str, stats: dict[str, int], split: str,
+            aliases: tuple[str, ...] = ()) -> DatasetInfo:  # fmt: skip
+    return DatasetInfo(name, REC, tuple(f.path for f in remote), summary,
+                       partial(_ingest_public, name, remote, stats), aliases=aliases, stats=stats, split=split,
+                       protocol=_PUBLISHED if split == "published" else _LOO, remote=remote)  # fmt: skip
+
+
+def _ingest_public(name: str, remote: tuple[RemoteFile, ...], stats: dict, root: Path) -> None:
+    ingest_public(name, root, remote, stats)
+
+
+def _sequences(name: str, summary: str, users: int, items: int, interactions: int,
+               aliases: tuple[str, ...] = ()) -> DatasetInfo:  # fmt: skip
+    return _public(name, sequence_files(name), summary + ", S3-Rec / ICLRec sequences",
+                   {"users": users, "items": items, "interactions": interactions}, "loo", aliases)  # fmt: skip
+
+
 def _catalog() -> dict[str, DatasetInfo]:
     infos = [
         _planetoid("Cora", "2,708 papers, 5,429 citations, 7 classes; Planetoid public split"),
@@ -51,8 +107,25 @@ def _catalog() -> dict[str, DatasetInfo]:
                     "24 protein graphs (20/2/2), 121 labels"),  # fmt: skip
         DatasetInfo("ml-100k", REC, tuple(f"movielens/ml-100k/{f}" for f in ML100K_FILES),
                     "MovieLens-100k (GroupLens): 943 users, 1,682 items, 100k ratings as implicit feedback",
-                    _ingest_ml100k, aliases=("movielens-100k", "ml100k")),  # fmt: skip
+                    _ingest_ml100k, aliases=("movielens-100k", "ml100k"),
+                    stats={"users": 943, "items": 1682, "interactions": 100_000}, split="random",
+                    protocol="per-user random 8:1:1 (data.ratios), as RecBole"),  # fmt: skip
+        _public("gowalla", GOWALLA_FILES, "Gowalla check-ins (SNAP), LightGCN's split",
+                {"users": 29_858, "items": 40_981, "train": 810_128, "test": 217_242}, "published",
+                ("gowalla-lightgcn",)),  # fmt: skip
+        _public("ml-1m", ML1M_FILES, "MovieLens-1M (GroupLens), RecZoo / LCFN split, implicit",
+                {"users": 6_022, "items": 3_043, "train": 796_244, "test": 99_455}, "published",
+                ("movielens-1m", "ml1m", "ml-1m-reczoo")),  # fmt: skip
+        _public("amazon-cd", AMAZON_CD_FILES, "Amazon CDs & Vinyl reviews (McAuley lab), HGCF's split",
+                {"users": 22_947, "items": 18_395, "train": 328_779, "test": 93_522}, "published",
+                ("amazon-cd-hgcf",)),  # fmt: skip
+        _sequences("beauty", "Amazon Beauty reviews", 22_363, 12_101, 198_502),
+        _sequences("sports", "Amazon Sports & Outdoors reviews", 35_598, 18_357, 296_337,
+                   ("sports_and_outdoors",)),  # fmt: skip
+        _sequences("toys", "Amazon Toys & Games reviews", 19_412, 11_924, 167_597, ("toys_and_games",)),  # fmt: skip
+        _sequences("yelp", "Yelp 2019 reviews", 30_431, 20_033, 316_354),
     ]
+    assert set(SEQUENCE_FILES) <= {i.name for i in infos}
     return {i.name: i for i in infos}
 
 
@@ -81,7 +154,8 @@ def rec_dataset_names() -> list[str]:
 
 
 def available_datasets() -> list[dict]:
-    """One row per known dataset: where its files are (data root, cache) or what is missing."""
+    """One row per known dataset: where its files are (data root, cache) or what is missing,
+    its expected statistics (``stats``) and its split protocol (``split``, ``protocol``)."""
     rows = []
     for info in _catalog().values():  # the data root may have changed since import
         where, missing = None, list(info.files)
@@ -94,7 +168,8 @@ def available_datasets() -> list[dict]:
                 missing = miss
         rows.append({"name": info.name, "task": info.task, "summary": info.summary,
                      "status": "local" if where else "missing", "path": str(where) if where else None,
-                     "missing": missing})  # fmt: skip
+                     "missing": missing, "aliases": list(info.aliases), "stats": dict(info.stats),
+                     "split": info.split if info.task == REC else None, "protocol": info.protocol or None})  # fmt: skip
     return rows
 
 

@@ -4,6 +4,10 @@
 store's contiguous ids, the external ids (from the store's id maps) and node features;
 :meth:`Interactions.split` turns it into :class:`RecData` for one seed. The
 message-passing graph of :class:`RecData` is built from the training pairs only.
+
+A named dataset carries its own split protocol (``info["protocol"]``, from the catalog:
+``published`` with the adapter's test instant, ``loo`` or ``random``); ``data.split: auto``
+follows it, and a store folder without one splits at random.
 """
 
 from __future__ import annotations
@@ -21,7 +25,14 @@ from torch import Tensor
 from graphrec.config.rec import RecDataConfig
 from graphrec.data.catalog import get_dataset, is_dataset, rec_dataset_names
 from graphrec.data.root import cache_dir
-from graphrec.data.splits import EdgeSplit, drop_cold, leave_one_out, random_split, time_split
+from graphrec.data.splits import (
+    EdgeSplit,
+    drop_cold,
+    leave_one_out,
+    published_split,
+    random_split,
+    time_split,
+)
 from graphrec.metrics import CSR
 from graphrec.utils.io import exclusive_lock
 
@@ -127,15 +138,37 @@ class Interactions:
                      min_interactions=cfg.min_interactions, reverse=False)  # fmt: skip
         return cls.from_hetero(data, cfg.target, cfg.event_types, store=st)
 
+    @property
+    def protocol(self) -> dict[str, Any]:
+        """The dataset's own split protocol (``info["protocol"]``, set from the catalog by
+        :func:`load_interactions`); ``{"split": "random"}`` when none was recorded (store folders)."""
+        return self.info.get("protocol") or {"split": "random"}
+
     def split(self, cfg: RecDataConfig | None = None, seed: int = 0) -> RecData:
-        """Split into train / validation / test for one run (``cfg.split_seed`` overrides ``seed``)."""
+        """Split into train / validation / test for one run (``cfg.split_seed`` overrides ``seed``).
+
+        ``cfg.split: auto`` follows :attr:`protocol`; ``published`` needs a protocol with a
+        ``test_start`` (the published datasets of the catalog).
+
+        Raises:
+            ValueError: ``published`` on interactions without a published split.
+        """
         cfg = cfg or RecDataConfig()
-        if cfg.split == "random":
-            s = random_split(self.user, self.item, cfg.ratios, seed if cfg.split_seed is None else cfg.split_seed, self.time)
-        elif cfg.split == "loo":
+        method = self.protocol["split"] if cfg.split == "auto" else cfg.split
+        seed = seed if cfg.split_seed is None else cfg.split_seed
+        if method == "random":
+            s = random_split(self.user, self.item, cfg.ratios, seed, self.time)
+        elif method == "loo":
             s = leave_one_out(self.user, self.item, self.time)
-        elif cfg.split == "time":
+        elif method == "time":
             s = time_split(self.user, self.item, self.time, quantiles=cfg.time_quantiles)
+        elif method == "published":
+            if "test_start" not in self.protocol:
+                src = self.info.get("dataset") or "these interactions"
+                raise ValueError(f"split: published needs a dataset with a published train/test split (graphrec "
+                                 f"datasets: gowalla, ml-1m, amazon-cd); {src} has none: choose random, loo or time")  # fmt: skip
+            start = self.protocol["test_start"]
+            s = published_split(self.user, self.item, self.time, start, cfg.valid_ratio, seed)
         else:  # pragma: no cover - pydantic validates the choice
             raise ValueError(f"unknown split {cfg.split!r}")
         s = drop_cold(s, self.num_users, self.num_items, users=True, items=cfg.drop_cold_items)
@@ -253,8 +286,10 @@ def load_interactions(dataset: str | os.PathLike, cfg: RecDataConfig | None = No
     from graphrec.store import GraphStore
 
     if isinstance(dataset, str) and is_dataset(dataset):
+        info = get_dataset(dataset)
         inter = Interactions.from_store(dataset_store(dataset), cfg)
-        inter.info["dataset"] = get_dataset(dataset).name
+        inter.info["dataset"] = info.name
+        inter.info["protocol"] = info.protocol_info()  # what data.split: auto follows
         return inter
     path = Path(dataset)
     if not GraphStore.exists(path):

@@ -78,14 +78,38 @@ def missing_error(dataset: str, missing: list[Path], url: str, reason: str) -> D
     )
 
 
-def download(url: str, dest: Path) -> Path:
-    """Download ``url`` to ``dest`` atomically, with a message on stderr."""
+class ChecksumError(OSError):
+    """A download's SHA-256 differs from the pinned one (an ``OSError``, so callers that turn a
+    failed download into :func:`missing_error` treat it like a network failure)."""
+
+
+def download(url: str, dest: Path, sha256: str | None = None) -> Path:
+    """Download ``url`` to ``dest`` atomically, with a message on stderr.
+
+    The bytes go to a temporary sibling first; with ``sha256`` given, its digest is checked
+    before the rename, so ``dest`` only ever holds a complete, verified file.
+
+    Raises:
+        ChecksumError: the download's SHA-256 is not ``sha256`` (nothing is left behind).
+        urllib.error.URLError, OSError: the network or the disk failed.
+    """
+    import hashlib
+
     dest.parent.mkdir(parents=True, exist_ok=True)
     _console.print(f"[cyan]Downloading[/] {url} -> {dest}")
-    tmp = dest.with_name(f".{dest.name}.part")
-    with urllib.request.urlopen(url, timeout=60) as resp, open(tmp, "wb") as fh:
-        shutil.copyfileobj(resp, fh)
-    os.replace(tmp, dest)
+    # One temporary file per process: concurrent downloads never mix.
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.part")
+    h = hashlib.sha256()
+    try:
+        with urllib.request.urlopen(url, timeout=60) as resp, open(tmp, "wb") as fh:
+            for block in iter(lambda: resp.read(1 << 20), b""):
+                h.update(block)
+                fh.write(block)
+        if sha256 is not None and h.hexdigest() != sha256:
+            raise ChecksumError(f"the download's sha256 is {h.hexdigest()}, expected {sha256}")
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
     return dest
 
 

@@ -6,7 +6,11 @@
 """
 
 from graphrec.store.adapters import (
+    ingest_amazon_cd,
+    ingest_gowalla,
+    ingest_ml_1m,
     ingest_movielens_100k,
+    ingest_sequences,
     movielens_100k_schema,
     movielens_100k_sources,
 )
@@ -54,7 +58,11 @@ __all__ = [
     "build",
     "import_dgl",
     "ingest",
+    "ingest_amazon_cd",
+    "ingest_gowalla",
+    "ingest_ml_1m",
     "ingest_movielens_100k",
+    "ingest_sequences",
     "movielens_100k_schema",
     "movielens_100k_sources",
     "partition_arrays",

@@ -1,7 +1,8 @@
 """Atomic file writes: write to a temporary file in the same folder, fsync, rename.
 
 A reader never sees a half-written file, and a crash at any instant leaves either the
-old file or the new one in place.
+old file or the new one in place. Also here: the one lock of the package
+(:func:`exclusive_lock`) and :func:`load_plain_pickle`, the only way graphrec reads a pickle.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pickle
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -122,3 +124,46 @@ def exclusive_lock(path: str | os.PathLike, *, wait: float = 0.0, **note: Any) -
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+class _PlainUnpickler(pickle.Unpickler):
+    """An unpickler that refuses every global: only built-in containers and scalars load."""
+
+    def __init__(self, fh: IO[bytes], source: str):
+        super().__init__(fh)
+        self.source = source
+
+    def find_class(self, module: str, name: str) -> Any:
+        # Every class, function and callable of a pickle is reached through here (GLOBAL,
+        # STACK_GLOBAL, and the REDUCE/NEWOBJ/BUILD that need one); refusing them all leaves
+        # nothing that runs code.
+        raise pickle.UnpicklingError(
+            f"{self.source}: refused to load the global {module}.{name}; only plain data "
+            "(dict, list, tuple, set, str, bytes, int, float, bool, None) is read from a pickle"
+        )
+
+
+def load_plain_pickle(path: str | os.PathLike) -> Any:
+    """The object in the pickle file ``path``, read with an unpickler that refuses every global.
+
+    A pickle can name any importable callable and have it called while loading; this reader
+    refuses that (``find_class`` raises for every ``module.name``), so only the built-in
+    containers and scalars that the pickle opcodes build themselves can come back: ``dict``,
+    ``list``, ``tuple``, ``set``, ``frozenset``, ``str``, ``bytes``, ``int``, ``float``,
+    ``bool`` and ``None``. The caller still checks that the structure is the one it expects.
+
+    Raises:
+        pickle.UnpicklingError: the pickle names a global (the message gives ``module.name``
+            and ``path``), uses persistent ids, or is damaged.
+        OSError: the file cannot be read.
+    """
+    with open(path, "rb") as fh:
+        try:
+            return _PlainUnpickler(fh, str(path)).load()
+        except pickle.UnpicklingError as exc:
+            if str(path) in str(exc):
+                raise
+            raise pickle.UnpicklingError(f"{path}: {exc}") from exc
+        except (EOFError, ValueError, TypeError, IndexError, KeyError, AttributeError) as exc:
+            msg = f"{path}: not a readable pickle ({type(exc).__name__}: {exc})"
+            raise pickle.UnpicklingError(msg) from exc

@@ -68,8 +68,10 @@ def _node(*overrides):
     assert res.epochs >= 1 and 0 <= res.test_score <= 1
 
 
-def _rec(*overrides, model="lightgcn"):
+def _rec(*overrides, model="lightgcn", protocol=None):
     inter = planted(num_users=30, num_items=20, per_user=6)
+    if protocol:  # what load_interactions records for a named dataset (planted times are 0..10^6)
+        inter.info["protocol"] = protocol
     inter.user_features = (torch.randn(30, 3), torch.randint(0, 4, (30, 1)))
     cfg = resolve_rec_config(model, None, ["train.epochs=2", "train.batch_size=64", *overrides])
     data = inter.split(cfg.data, 0)
@@ -141,7 +143,8 @@ RUNNERS = {
     "config.rec.RecTrainConfig.inputs": lambda c, **_: _rec(f"train.inputs={c}"),
     "config.rec.RecTrainConfig.init": lambda c, **_: _rec(f"train.init={c}"),
     "config.rec.RecTrainConfig.sampler": lambda c, **_: _rec(f"train.sampler={c}", "train.num_neighbors=[3, 3]"),
-    "config.rec.RecDataConfig.split": lambda c, **_: _rec(f"data.split={c}", "train.select=last"),
+    "config.rec.RecDataConfig.split": lambda c, **_: _rec(f"data.split={c}", "train.select=last",
+                                                          protocol={"split": "published", "test_start": 800_000}),
     "pipeline.config.SourceConfig.kind": lambda c, tmp_path, **_: _movielens_source(tmp_path, c),
     "pipeline.config.TrainConfig.mode": lambda c, tmp_path, **_: _night(tmp_path, f"train.mode={c}"),
     "pipeline.config.GateConfig.sets": lambda c, tmp_path, **_: _night(tmp_path, f"gate.sets=[{c}]"),
