@@ -81,7 +81,9 @@ def models_cmd() -> None:
     """List the registered backbones and what each can do."""
     from graphrec.models.index import INDEX
 
-    table = Table(title="registered models (graphrec config NAME [--task rec] shows the settings)")
+    table = Table(title="registered models (graphrec config NAME [--task rec] shows the settings)",
+                  caption="graphrec bench rec also has rows that are not backbones: pop (most popular), pyg_lightgcn "
+                          "(PyG's LightGCN), ease (EASE, closed form) and ials (implicit ALS); see its --help")  # fmt: skip
     for col in ("name", "tasks", "K steps", "learns ID embeddings", "description"):
         table.add_column(col)
     for name, info in sorted(INDEX.items()):

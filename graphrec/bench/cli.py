@@ -92,11 +92,15 @@ def bench_nodes(
 def bench_rec(
     dataset: Annotated[str, typer.Option(help="a recommendation dataset (graphrec datasets), or a graph store folder")] = "ml-100k",
     models: Annotated[str, typer.Option(help="comma-separated: registered models (mf, lightgcn, xsimgcl, gesm...), "
-                                             "NAME+hop for hop sampling, pyg_lightgcn for PyG's LightGCN, pop for most-popular")] = "pop,mf,lightgcn",
+                                             "NAME+hop for hop sampling, pyg_lightgcn for PyG's LightGCN, pop for most-popular, "
+                                             "ease (EASE, closed form) and ials (implicit ALS): linear baselines, "
+                                             "set with --set ease.l2=500, --set ials.factors=128")] = "pop,mf,lightgcn",
     seeds: Seeds = 5,
     seed_start: SeedStart = 0,
     json_path: JsonOut = None,
-    set_: SetOpt = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="override a config key, e.g. train.lr=0.01, or a "
+                                                      "linear baseline's: ease.l2, ials.factors / regularization / "
+                                                      "alpha / iterations")] = None,
     config: ConfigOpt = None,
     target: Annotated[str | None, typer.Option(help="target node type (item, ad); default: the config's data.target")] = None,
     split: Annotated[str | None, typer.Option(help="random (8:1:1 per user), loo (leave-one-out) or time (global cut)")] = None,
@@ -105,13 +109,16 @@ def bench_rec(
     threads: Threads = None,
     quiet: Quiet = False,
 ) -> None:
-    """Recommendation: full-ranking test metrics at the best-validation epoch, mean ± std over seeds."""
+    """Recommendation: full-ranking test metrics at the best-validation epoch, mean ± std over seeds.
+
+    Besides the registered models (graphrec models), rows fitted without training: pop (most popular first), ease (EASE, Steck 2019: closed-form item-item model; --set ease.l2=...) and ials (implicit ALS through the implicit library; --set ials.factors / regularization / alpha / iterations=...), with per-dataset defaults chosen on the validation split.
+    """
     _threads(threads)
     from graphrec.bench.rec import (
         _dataset_key,
+        check_rows,
         parse_models,
         results_table,
-        row_config,
         run_rec_benchmark,
         summarize,
         write_results,
@@ -119,6 +126,7 @@ def bench_rec(
     from graphrec.config import ConfigError
     from graphrec.data import DatasetNotAvailableError
     from graphrec.models import UnknownModelError
+    from graphrec.models.linear import EASEMemoryError
     from graphrec.store import StoreError
 
     overrides = list(set_ or [])
@@ -130,14 +138,13 @@ def bench_rec(
         rows = parse_models(split_list(models), hop_both)
         if not rows:
             fail("no model given (--models)")
-        for r in rows:
-            row_config(r, _dataset_key(dataset), overrides, config)  # fail fast on a bad key before any training
+        check_rows(rows, _dataset_key(dataset), overrides, config)  # fail fast on a bad key before any training
     except (ConfigError, UnknownModelError, ValueError) as exc:
         fail(str(exc))
     try:
         runs = run_rec_benchmark(dataset, rows, seeds, seed_start, overrides, config, export, console=err,
                                  show_progress=not quiet)  # fmt: skip
-    except (ValueError, DatasetNotAvailableError, StoreError) as exc:
+    except (ValueError, DatasetNotAvailableError, StoreError, EASEMemoryError) as exc:
         fail(str(exc))
     results = summarize(runs)
     out.print(results_table(results))

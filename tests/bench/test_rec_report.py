@@ -1,0 +1,57 @@
+"""The recommendation benchmark's rows and table: published numbers beside ours, costs per row."""
+
+from rich.console import Console
+
+from graphrec.bench.published import ANCHORS, anchor_of_row, anchors_for
+from graphrec.bench.rec import RecBenchRun, _duration, results_table, summarize
+from graphrec.tasks.trainer import FitResult
+
+
+def _fit(r20, n20, seconds=30.0, best=7):
+    test = {"recall@10": r20 / 2, "ndcg@10": n20 / 2, "recall@20": r20, "ndcg@20": n20}
+    return FitResult("recall@20", dict(test), test, best, 10, 2.5, seconds)
+
+
+def _run(dataset, model, fits, rss=(2**30, 3 * 2**30)):
+    run = RecBenchRun(dataset, model, False, {"data": {"split": "auto"}}, fits, list(range(len(fits))))
+    run.peak_rss, run.split = list(rss), "published"
+    return run
+
+
+def test_rows_carry_the_published_number_and_the_costs():
+    rows = summarize([_run("gowalla", "lightgcn", [_fit(0.17, 0.14, 20.0), _fit(0.18, 0.15, 40.0)]),
+                      _run("gowalla", "xsimgcl", [_fit(0.19, 0.16)])])  # fmt: skip
+    by = {(r["model"], r["metric"], r["k"]): r for r in rows}
+    lg = by["lightgcn", "recall", 20]
+    assert lg["published"] == {"value": 0.1830, "model": "LightGCN", "source": anchor_of_row("gowalla", "lightgcn").source}
+    assert by["lightgcn", "ndcg", 20]["published"]["value"] == 0.1554
+    assert by["lightgcn", "recall", 10]["published"] is None  # no @10 anchor on Gowalla
+    assert by["xsimgcl", "recall", 20]["published"] is None
+    assert lg["split"] == "published"  # the method that ran, not the config's "auto"
+    assert lg["peak_rss_gib"] == 3.0 and lg["seconds"] == 60.0 and lg["seconds_per_seed"] == 30.0
+    assert lg["best_epoch_mean"] == 7 and abs(lg["mean"] - 0.175) < 1e-12
+
+
+def test_table_fits_100_columns_and_names_the_anchors_without_a_row():
+    rows = summarize([_run("gowalla", "lightgcn", [_fit(0.17, 0.14), _fit(0.18, 0.15)]),
+                      _run("gowalla", "mf", [_fit(0.15, 0.12), _fit(0.16, 0.13)])])  # fmt: skip
+    console = Console(width=100, record=True, color_system=None)
+    console.print(results_table(rows))
+    text = console.export_text()
+    assert all(len(line.rstrip()) <= 100 for line in text.splitlines())
+    assert "…" not in text  # no cell folded
+    line = next(ln for ln in text.splitlines() if ln.strip().startswith("lightgcn"))
+    assert "0.1830/0.1554" in line and "0.1750±.0071" in line
+    assert "UltraGCN R@20 0.1862 / N@20 0.1580" in text.replace("\n", " ").replace("  ", " ")
+    assert "LightGCN R@20 0.1830" not in text  # already beside its row
+
+
+def test_anchor_lookup():
+    assert anchors_for(None) == [] and anchors_for("nope") == []
+    assert {a.model for a in anchors_for("ML-1M")} == {"MF-BPR", "UltraGCN"}
+    assert anchor_of_row("ml-1m", "mf").metrics["recall@20"] == 0.2532
+    assert all(a.source and a.metrics for a in ANCHORS)
+
+
+def test_duration_units():
+    assert [_duration(s) for s in (3.21, 42, 750, 7200)] == ["3.2 s", "42 s", "12.5 m", "2.0 h"]
