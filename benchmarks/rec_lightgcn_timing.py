@@ -11,6 +11,8 @@ Accuracy is compared by ``graphrec bench rec --models lightgcn,pyg_lightgcn``; t
 only times.
 
     python -m benchmarks.rec_lightgcn_timing --epochs 20 --threads 1
+    python -m benchmarks.rec_lightgcn_timing --dataset gowalla --epochs 6 --slow-epochs 0 --threads 2 \
+        --set train.batch_size=8192
 """
 
 from __future__ import annotations
@@ -37,19 +39,22 @@ def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--dataset", default="ml-100k")
     p.add_argument("--epochs", type=int, default=20)
-    p.add_argument("--slow-epochs", type=int, default=3, help="epochs timed for PyG with an edge_index input")
+    p.add_argument("--slow-epochs", type=int, default=3, help="epochs timed for PyG with an edge_index input (0: not timed)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="a config override for all models, e.g. train.batch_size=8192 (repeatable)")
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    cfg = resolve_rec_config("lightgcn", args.dataset)
+    cfg = resolve_rec_config("lightgcn", args.dataset, args.overrides)
     data = load_interactions(args.dataset, cfg.data).split(cfg.data, args.seed)
     if cfg.train.sampler != "full":
         raise SystemExit(f"this benchmark times full-graph epochs; the config has train.sampler={cfg.train.sampler!r}")
     tc = cfg.train
     models = {}
-    for name, ref in (("graphrec", None), ("pyg (csr adj_t)", "csr"), ("pyg (edge_index)", "edge_index")):
+    variants = (("graphrec", None), ("pyg (csr adj_t)", "csr"), ("pyg (edge_index)", "edge_index"))
+    for name, ref in variants[: 3 if args.slow_epochs > 0 else 2]:  # --slow-epochs 0: no edge_index row
         seed_everything(args.seed)
         if ref is None:
             m = build_rec_model(cfg, data)
@@ -73,9 +78,12 @@ def main(argv: list[str] | None = None) -> dict:
         "dataset": args.dataset,
         "epochs": {n: len(t) for n, t in times.items()},
         "threads": args.threads,
+        "batch_size": tc.batch_size,
+        "train_pairs": int(data.train.size(1)),
         "s_per_epoch_median": {n: round(v, 4) for n, v in med.items()},
         "ratio_graphrec_over_pyg_csr": round(med["graphrec"] / med["pyg (csr adj_t)"], 3),
-        "ratio_graphrec_over_pyg_edge_index": round(med["graphrec"] / med["pyg (edge_index)"], 3),
+        "ratio_graphrec_over_pyg_edge_index": round(med["graphrec"] / med["pyg (edge_index)"], 3)
+        if "pyg (edge_index)" in med else None,
         "command": "python -m benchmarks.rec_lightgcn_timing " + " ".join(sys.argv[1:] if argv is None else argv),
     }
     print(json.dumps(out, indent=2))

@@ -117,3 +117,46 @@ def plot_history(history: list[dict[str, Any]], path: str | Path, title: str = "
     ax.set_title(title)
     ax.grid(alpha=0.3)
     return _save(fig, path)
+
+
+def plot_time_to_accuracy(rows: list[dict[str, Any]], path: str | Path, metric: str = "recall@20",
+                          title: str | None = None) -> Path:  # fmt: skip
+    """Validation ``metric`` against wall seconds since the start of training, one line per model, to a PNG.
+
+    ``rows`` are ``graphrec bench rec --json`` rows; each (dataset, model) contributes the curve of its first
+    seed (the rows' ``history``: ``seconds`` and ``valid`` per evaluated epoch) and its test ``metric``
+    (mean over seeds, at the selected epoch) in the legend. The curves need the runs' ``train.stop_on`` to
+    be ``metric`` (the history records the stopping metric only).
+
+    Raises:
+        ValueError: no row holds ``metric`` with a history that has wall seconds and validation values.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    name, k = metric.split("@")
+    curves = []
+    for r in rows:
+        if r.get("metric") != name or r.get("k") != int(k):
+            continue
+        stop_on = (r.get("config") or {}).get("train", {}).get("stop_on")
+        pts = [(h["seconds"], h["valid"]) for h in r.get("history") or [] if "valid" in h and "seconds" in h]
+        if pts and stop_on == metric:
+            curves.append((r, pts))
+    if not curves:
+        raise ValueError(f"no benchmark row with a history of validation {metric} and wall seconds "
+                         f"(run graphrec bench rec with --set train.stop_on={metric})")  # fmt: skip
+    fig, ax = plt.subplots(figsize=(7.5, 4.5), dpi=110)
+    for r, pts in curves:
+        xs, ys = zip(*pts, strict=True)
+        label = f"{r['model']}: test {metric} {r['mean']:.4f} (selected epoch {r['best_epoch_mean']:.0f})"
+        ax.plot([x / 60 for x in xs], ys, "o-", ms=3, label=label)
+    datasets = sorted({r["dataset"] for r, _ in curves})
+    ax.set_xlabel("wall time since the start of training (minutes, evaluations included)")
+    ax.set_ylabel(f"validation {metric}")
+    ax.set_title(title or f"{', '.join(datasets)}: time to accuracy (first seed of each row)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    return _save(fig, path)

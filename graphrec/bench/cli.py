@@ -5,8 +5,10 @@ Heavy imports happen inside the commands, so ``graphrec --help`` stays fast.
 
 from __future__ import annotations
 
+import json
 import shlex
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -193,3 +195,26 @@ def plot_depth_cmd(
     err.print(f"wrote {out_png}")
     if json_path:
         save_points(points, json_path)
+
+
+@plot_app.command("time-to-accuracy")
+def plot_time_to_accuracy_cmd(
+    results: Annotated[list[Path], typer.Argument(help="graphrec bench rec --json files")],
+    metric: Annotated[str, typer.Option(help="a metric@k the runs stopped on (train.stop_on)")] = "recall@20",
+    out_png: Annotated[str, typer.Option("--out", help="PNG path")] = "time_to_accuracy.png",
+) -> None:
+    """Validation metric against wall time, one line per model, from bench rec JSON files."""
+    from graphrec.plots import plot_time_to_accuracy
+
+    rows = []
+    for path in results:
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            fail(f"cannot read {path}: {exc}")
+        rows.extend(data["results"] if isinstance(data, dict) and "results" in data else data)
+    try:
+        plot_time_to_accuracy(rows, out_png, metric)
+    except ValueError as exc:
+        fail(str(exc))
+    err.print(f"wrote {out_png}")

@@ -55,3 +55,28 @@ def test_anchor_lookup():
 
 def test_duration_units():
     assert [_duration(s) for s in (3.21, 42, 750, 7200)] == ["3.2 s", "42 s", "12.5 m", "2.0 h"]
+
+
+def _history_row(model, stop_on="recall@20"):
+    hist = [{"epoch": e, "loss": 1 / e, "seconds": 10.0 * e, **({"valid": 0.01 * e} if e % 2 == 0 else {})}
+            for e in range(1, 9)]  # fmt: skip
+    return {"dataset": "gowalla", "model": model, "metric": "recall", "k": 20, "mean": 0.1, "best_epoch_mean": 8,
+            "history": hist, "config": {"train": {"stop_on": stop_on}}}  # fmt: skip
+
+
+def test_time_to_accuracy_plot_from_bench_json(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from graphrec.cli import app
+
+    path = tmp_path / "rows.json"
+    path.write_text(json.dumps([_history_row("lightgcn"), _history_row("mf")]))
+    res = CliRunner().invoke(app, ["plot", "time-to-accuracy", str(path), "--out", str(tmp_path / "t.png")])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "t.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # a run that stopped on another metric has no recall@20 history to draw
+    path.write_text(json.dumps([_history_row("lightgcn", stop_on="ndcg@10")]))
+    res = CliRunner().invoke(app, ["plot", "time-to-accuracy", str(path), "--out", str(tmp_path / "u.png")])
+    assert res.exit_code != 0 and "train.stop_on=recall@20" in res.output and not (tmp_path / "u.png").exists()
