@@ -33,11 +33,21 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+def _dataset_path(name: str):
+    """A catalog dataset's adapter input under the data root (``graphrec store ingest --source
+    NAME`` without a path): the store may not import ``graphrec.data``, this layer may."""
+    from graphrec.data import adapter_path
+
+    return adapter_path(name)
+
+
 @app.callback()
 def _main(
+    ctx: typer.Context,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
 ) -> None:
     """graphrec: graph-centric recommender platform."""
+    ctx.ensure_object(dict).setdefault("dataset_path", _dataset_path)
 app.add_typer(run_app)  # graphrec run: the flagship flow (make run)
 app.add_typer(train_app)  # graphrec train CONFIG
 app.add_typer(serving_app)  # graphrec recommend

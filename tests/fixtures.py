@@ -1,5 +1,6 @@
-"""Small datasets written in the exact on-disk formats of the real ones (Planetoid, PPI, event logs),
-a planted-preference interaction log, and a one-call recommender fit."""
+"""Small datasets written in the exact on-disk formats of the real ones (Planetoid, PPI, event logs,
+the published splits and S3-Rec sequences, handwritten or sliced from ``$GRAPHREC_DATA``), a
+planted-preference interaction log, and a one-call recommender fit."""
 
 from __future__ import annotations
 
@@ -124,6 +125,81 @@ def write_logs(folder: Path, days: int = DAYS, users: int = 60, items: int = 40,
 
 def day(n: int) -> str:
     return (START + dt.timedelta(days=n)).isoformat()
+
+
+# ---------------------------------------------------------------------- public datasets
+#: Where each catalog dataset's adapter input lies under the data root (graphrec.data.public).
+PUBLIC_PATHS = {
+    "gowalla": "recsys/gowalla-lightgcn", "ml-1m": "recsys/ml-1m-reczoo", "amazon-cd": "recsys/amazon-cd-hgcf",
+    "beauty": "sequences/s3rec/Beauty.txt", "sports": "sequences/s3rec/Sports_and_Outdoors.txt",
+    "toys": "sequences/s3rec/Toys_and_Games.txt", "yelp": "sequences/s3rec/Yelp.txt",
+}  # fmt: skip
+SEQUENCE_KINDS = ("beauty", "sports", "toys", "yelp")
+
+Lists = dict[int, list[int]]  # user -> items
+
+
+def write_public(folder: Path, kind: str, train: Lists, test: Lists | None = None) -> Path:
+    """``train`` (and ``test``) in the published layout of the catalog dataset ``kind``; returns
+    what its adapter reads (the folder, or the sequence file ``folder/<kind>.txt``).
+
+    Published splits (gowalla, ml-1m: users 0..U-1, every one in ``test``; amazon-cd): the two
+    halves. Sequences (users 1..N): ``train[u]`` is user u's line, ``test`` is not used."""
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def lines(d: Lists, eol: str = "\n") -> str:
+        return "".join(f"{u} {' '.join(map(str, v))}{eol}" for u, v in d.items())
+
+    if kind in SEQUENCE_KINDS:
+        path = folder / f"{kind}.txt"
+        path.write_text(lines(train))
+        return path
+    assert test is not None
+    if kind == "gowalla":
+        n_users, n_items = len(test), 1 + max(i for d in (train, test) for v in d.values() for i in v)
+        rows = [u for u, v in train.items() for _ in v]
+        cols = [n_users + i for v in train.values() for i in v]
+        n = n_users + n_items
+        adj = sp.coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n)).tocsr()
+        sp.save_npz(folder / "s_adj_mat.npz", (adj + adj.T).tocsr())
+        (folder / "test.txt").write_text(lines(test))
+    elif kind == "ml-1m":
+        (folder / "train.txt").write_bytes(lines(train, "\r\n").encode())
+        (folder / "test.txt").write_bytes(lines(test, "\r\n").encode())
+    elif kind == "amazon-cd":
+        (folder / "train.pkl").write_bytes(pickle.dumps(train, protocol=3))
+        (folder / "test.pkl").write_bytes(pickle.dumps(test, protocol=3))
+    else:
+        raise ValueError(f"not a published dataset: {kind!r}")
+    return folder
+
+
+def slice_gowalla(root: Path, folder: Path, users: int = 6) -> tuple[Lists, Lists]:
+    """The first ``users`` users of the data root's LightGCN Gowalla, written to ``folder`` in the
+    same layout (as tests/data/test_public.py does); returns their ``(train, test)`` items."""
+    src = root / PUBLIC_PATHS["gowalla"]
+    adj = sp.load_npz(src / "s_adj_mat.npz").tocsr()
+    test_lines = (src / "test.txt").read_text().splitlines()
+    n_users = len([line for line in test_lines if line.strip()])
+    block = adj[:users, n_users:]
+    n_items = block.shape[1]
+    small = sp.bmat([[sp.csr_matrix((users, users)), block], [block.T, sp.csr_matrix((n_items, n_items))]]).tocsr()
+    folder.mkdir(parents=True, exist_ok=True)
+    sp.save_npz(folder / "s_adj_mat.npz", small)
+    (folder / "test.txt").write_text("\n".join(test_lines[:users]) + "\n")
+    train = {u: sorted(block[u].indices.tolist()) for u in range(users)}
+    test = {int(r[0]): [int(x) for x in r[1:]] for r in (line.split() for line in test_lines[:users])}
+    return train, test
+
+
+def slice_sequences(root: Path, kind: str, folder: Path, users: int = 5) -> tuple[Path, Lists]:
+    """The first ``users`` lines of the data root's S3-Rec file of ``kind``, written to ``folder``
+    under the same name; returns the file and each user's items in order."""
+    src = root / PUBLIC_PATHS[kind]
+    head = src.read_text().splitlines(keepends=True)[:users]
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / src.name).write_text("".join(head))
+    return folder / src.name, {int(r[0]): [int(x) for x in r[1:]] for r in (line.split() for line in head)}
 
 
 def planted(num_users=120, num_items=80, clusters=4, per_user=16, seed=0):

@@ -8,7 +8,7 @@ into the cache when missing and the network allows.
 from graphrec.utils.lazy import lazy_exports
 
 _EXPORTS = {
-    **dict.fromkeys(["DATASETS", "DatasetInfo", "available_datasets", "get_dataset", "load_dataset",
+    **dict.fromkeys(["DATASETS", "DatasetInfo", "adapter_path", "available_datasets", "get_dataset", "load_dataset",
                      "load_node_dataset", "rec_dataset_names"], ".catalog"),
     **dict.fromkeys(["Interactions", "RecData", "dataset_store", "load_interactions"], ".interactions"),
     **dict.fromkeys(["label_rate_split", "load_planetoid"], ".planetoid"),

@@ -30,6 +30,7 @@ from graphrec.data.public import (
     SEQUENCE_FILES,
     RemoteFile,
     ingest_public,
+    public_path,
     sequence_files,
 )
 from graphrec.data.root import cache_dir, data_root
@@ -171,6 +172,26 @@ def available_datasets() -> list[dict]:
                      "missing": missing, "aliases": list(info.aliases), "stats": dict(info.stats),
                      "split": info.split if info.task == REC else None, "protocol": info.protocol or None})  # fmt: skip
     return rows
+
+
+def adapter_path(name: str) -> Path:
+    """What the store adapter of the recommendation dataset ``name`` reads (its ``--source`` /
+    ``source.kind`` input): the ml-100k folder, the folder of a published split, or an S3-Rec
+    sequence file. From the data root when it has the files, else from the cache, where a
+    missing file is downloaded when the network allows.
+
+    Raises:
+        ValueError: ``name`` is not a recommendation dataset of the catalog.
+        DatasetNotAvailableError: a file is missing and cannot be downloaded (the message
+            names it and ``GRAPHREC_DATA``), or is not the published file.
+    """
+    info = get_dataset(name)
+    if info.task != REC:
+        raise ValueError(f"{info.name!r} is a {info.task} dataset; recommendation datasets: "
+                         f"{', '.join(rec_dataset_names())}")  # fmt: skip
+    if info.name == "ml-100k":
+        return Path(movielens_100k_dir())
+    return public_path(info.name, info.remote)
 
 
 def load_node_dataset(name: str):

@@ -167,25 +167,31 @@ def check_counts(dataset: str, sources: list[Any], expected: Mapping[str, int]) 
                                                                        for k, (g, e) in wrong.items()))  # fmt: skip
 
 
+def public_path(name: str, files: tuple[RemoteFile, ...]) -> Path:
+    """What the store adapter of the dataset ``name`` reads: the folder of a published split,
+    or the sequence file. Located (or downloaded) by :func:`locate`, checked by :func:`verify`.
+
+    Raises:
+        DatasetNotAvailableError: a file is missing and its download failed, or differs from
+            the published file (the message names it and ``GRAPHREC_DATA``).
+    """
+    folder = locate(name, files)
+    verify(name, folder, files)
+    path = folder / files[0].path
+    return path if name in SEQUENCE_FILES else path.parent
+
+
 def ingest_public(
     name: str, store_root: Path, files: tuple[RemoteFile, ...], expected: Mapping[str, int]
 ) -> Any:
     """Locate (or download), verify, parse, check and ingest the dataset ``name`` into a new store."""
-    from graphrec.store import adapters as A
+    from graphrec.store.adapters import ADAPTERS
     from graphrec.store.ingest import ingest
 
-    folder = locate(name, files)
-    verify(name, folder, files)
-    where = folder / Path(files[0].path).parent
-    if name == "gowalla":
-        sources, schema = A.gowalla_sources(where), A.gowalla_schema()
-    elif name == "ml-1m":
-        sources, schema = A.ml_1m_sources(where), A.ml_1m_schema()
-    elif name == "amazon-cd":
-        sources, schema = A.amazon_cd_sources(where), A.amazon_cd_schema()
-    elif name in SEQUENCE_FILES:
-        sources, schema = A.sequence_sources(folder / files[0].path), A.sequence_schema(name)
-    else:  # pragma: no cover - the catalog only passes the names above
+    if name not in ADAPTERS:  # pragma: no cover - the catalog only passes adapter names
         raise ValueError(f"no adapter for {name!r}")
+    path = public_path(name, files)
+    where = path.parent if name in SEQUENCE_FILES else path
+    sources, _ = ADAPTERS[name].sources(path)
     check_counts(name, sources, expected)
-    return ingest(store_root, sources, schema=schema, message=f"{name} from {where}", echo=False)
+    return ingest(store_root, sources, schema=ADAPTERS[name].schema(), message=f"{name} from {where}", echo=False)

@@ -37,14 +37,21 @@ from graphrec.config import (
 class SourceConfig(Strict):
     """Where a night's events come from."""
 
-    kind: Literal["events", "movielens-100k"] = Field(
-        "events", description="log files in the store's schema, or MovieLens-100k replayed day by day"
+    kind: Literal[
+        "events", "movielens-100k", "gowalla", "ml-1m", "amazon-cd", "beauty", "sports", "toys", "yelp"
+    ] = Field(
+        "events",
+        description="events: log files in the store's schema; or a catalog dataset replayed day by day from its "
+        "adapter's timestamps: movielens-100k (the ratings' own), gowalla, ml-1m, amazon-cd (published splits: "
+        "train pairs on 2000-01-01, test pairs on 2000-01-02), beauty, sports, toys, yelp (S3-Rec sequences: a "
+        "user's k-th item at 2000-01-01 + k seconds, all on one day)",
     )
     path: str | None = Field(
         None,
         description="events: file pattern with {date} (YYYY-MM-DD), e.g. logs/{date}/*.parquet, or one log (a "
         "file, folder or glob without {date}: read again when it changes; each night trains on its rows up to "
-        "that date); movielens-100k: the ml-100k folder (default: the data root's copy)",
+        "that date); a dataset kind: its folder (the ml-100k folder; gowalla, ml-1m, amazon-cd: the split's "
+        "folder; beauty, sports, toys, yelp: the sequence file), default: the data root's copy",
     )
     history: list[str] = Field(
         [], description="events: files ingested once, before the first night, into an empty store"

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import glob
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +14,8 @@ import polars as pl
 
 from graphrec.pipeline.config import SourceConfig
 from graphrec.pipeline.state import PipelineError
-from graphrec.store import LogSchema, movielens_100k_schema, movielens_100k_sources
+from graphrec.store import LogSchema
+from graphrec.store.adapters import ADAPTERS, Sources
 
 
 def day_bounds(date: dt.date) -> tuple[int, int]:
@@ -20,24 +24,39 @@ def day_bounds(date: dt.date) -> tuple[int, int]:
     return int(start.timestamp()), int((start + dt.timedelta(days=1)).timestamp())
 
 
+def _data_root_copy(kind: str) -> Path:
+    from graphrec.data import adapter_path
+
+    return Path(adapter_path(kind))
+
+
+@dataclass(frozen=True)
+class Replayed:
+    """A dataset replayed day by day: its store schema, its adapter, and where it is by default."""
+
+    schema: Callable[[], LogSchema]
+    sources: Callable[[Path], Sources]
+    default_path: Callable[[], Path]
+
+
+#: ``source.kind`` -> the dataset it replays (every kind but ``events``). Each adapter's events
+#: carry a timestamp: MovieLens-100k's own, the published splits' train pairs on 2000-01-01
+#: and test pairs on 2000-01-02, a sequence's k-th item at 2000-01-01 + k seconds.
+REPLAYED: dict[str, Replayed] = {
+    kind: Replayed(a.schema, a.sources, partial(_data_root_copy, kind)) for kind, a in ADAPTERS.items()
+}
+
+
 def store_schema(src: SourceConfig) -> LogSchema:
-    if src.kind == "movielens-100k":
-        return movielens_100k_schema()
+    if src.kind in REPLAYED:
+        return REPLAYED[src.kind].schema()
     return LogSchema.load(src.schema_file) if src.schema_file else LogSchema()
 
 
-def _movielens_dir(src: SourceConfig) -> Path:
-    if src.path:
-        return Path(src.path)
-    from graphrec.data.movielens import movielens_100k_dir
-
-    return Path(movielens_100k_dir())
-
-
-def _ml_frames(src: SourceConfig):
-    events, attributes = movielens_100k_sources(_movielens_dir(src))
-    (name, ratings), = events
-    return name, ratings, attributes
+def _replayed_frames(src: SourceConfig) -> Sources:
+    """The adapter's sources of ``source.path`` (default: the data root's copy)."""
+    replayed = REPLAYED[src.kind]
+    return replayed.sources(Path(src.path) if src.path else replayed.default_path())
 
 
 def _ts_seconds(frame: pl.DataFrame) -> pl.Expr:
@@ -49,11 +68,11 @@ def _ts_seconds(frame: pl.DataFrame) -> pl.Expr:
 
 def history_sources(src: SourceConfig, date: dt.date) -> tuple[list[Any], dict[str, list[Any]]]:
     """Events before ``date`` (and side tables), ingested once into an empty store."""
-    if src.kind == "movielens-100k":
-        name, ratings, attributes = _ml_frames(src)
+    if src.kind in REPLAYED:
+        events, attributes = _replayed_frames(src)
         start, _ = day_bounds(date)
-        before = ratings.filter(_ts_seconds(ratings) < start)
-        return [(f"{name} (before {date})", before)], attributes
+        before = [(f"{name} (before {date})", frame.filter(_ts_seconds(frame) < start)) for name, frame in events]
+        return before, attributes
     files = [f for pattern in src.history for f in sorted(glob.glob(pattern))]
     missing = [p for p in src.history if not glob.glob(p)]
     if missing:
@@ -63,12 +82,12 @@ def history_sources(src: SourceConfig, date: dt.date) -> tuple[list[Any], dict[s
 
 def night_sources(src: SourceConfig, date: dt.date) -> tuple[list[Any], dict[str, list[Any]]]:
     """``(event sources, side tables)`` of the night ``date``; empty when no log exists."""
-    if src.kind == "movielens-100k":
-        name, ratings, _ = _ml_frames(src)
+    if src.kind in REPLAYED:
+        events, _ = _replayed_frames(src)
         start, end = day_bounds(date)
-        ts = _ts_seconds(ratings)
-        day = ratings.filter((ts >= start) & (ts < end))
-        return ([(f"{name} ({date})", day)] if day.height else []), {}
+        days = [(name, frame.filter((_ts_seconds(frame) >= start) & (_ts_seconds(frame) < end)))
+                for name, frame in events]  # fmt: skip
+        return [(f"{name} ({date})", day) for name, day in days if day.height], {}
     if single_log(src):  # the runner reads the whole log when it changed (see log_signature)
         return [], {}
     pattern = src.path.format(date=date.isoformat())

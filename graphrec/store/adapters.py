@@ -20,11 +20,17 @@ files, ``item`` targets, no ratings):
   user's line (k = 0, 1, ...) at ``SEQUENCE_TIME + k`` seconds. The times order each user's
   items; across users the common clock means nothing (every user starts at the same
   instant), so a global time cut of these stores is meaningless.
+
+:data:`ADAPTERS` names each adapter as ``graphrec store ingest --source`` and the nightly
+pipeline's ``source.kind`` do (the catalog's names, ``movielens-100k`` for MovieLens-100k).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -435,3 +441,48 @@ def ingest_sequences(store: Any, path: str | os.PathLike, name: str | None = Non
     name = name or Path(path).stem
     kwargs.setdefault("message", f"{name} (S3-Rec sequences) from {path}")
     return ingest(store, sequence_sources(path), schema=sequence_schema(name), **kwargs)
+
+
+# ---------------------------------------------------------------------------- by name
+Sources = tuple[list[Any], dict[str, list[Any]]]  # (event sources, attribute sources by node type)
+
+
+@dataclass(frozen=True)
+class Adapter:
+    """How one named public dataset enters the store."""
+
+    #: The log schema of a store it creates.
+    schema: Callable[[], LogSchema]
+    #: ``path -> (event sources, attribute sources)``, ready for :func:`graphrec.store.ingest`.
+    sources: Callable[[str | os.PathLike], Sources]
+    #: ``ingest(store, path, **kwargs)``: the sources into ``store`` (created with :attr:`schema` if new).
+    ingest: Callable[..., Any]
+    #: What ``path`` is, in words (help texts and errors).
+    reads: str
+
+
+def _events_only(fn: Callable[[str | os.PathLike], list[Any]]) -> Callable[[str | os.PathLike], Sources]:
+    def sources(path: str | os.PathLike) -> Sources:
+        return fn(path), {}
+
+    return sources
+
+
+#: ``--source`` / ``source.kind`` name -> adapter. The names are the catalog's (``graphrec
+#: datasets``), MovieLens-100k's being ``movielens-100k`` (an alias of the catalog's ``ml-100k``).
+#: The events' times: MovieLens's own; published splits, train at :data:`TRAIN_TIME` and test
+#: at :data:`TEST_TIME`; sequences, :data:`SEQUENCE_TIME` + k seconds (module docstring).
+ADAPTERS: dict[str, Adapter] = {
+    "movielens-100k": Adapter(movielens_100k_schema, movielens_100k_sources, ingest_movielens_100k,
+                              "the ml-100k folder (u.data, u.item, u.user)"),
+    "gowalla": Adapter(gowalla_schema, _events_only(gowalla_sources), ingest_gowalla,
+                       "LightGCN's gowalla folder (s_adj_mat.npz, test.txt)"),
+    "ml-1m": Adapter(ml_1m_schema, _events_only(ml_1m_sources), ingest_ml_1m,
+                     "RecZoo's ml-1m folder (train.txt, test.txt)"),
+    "amazon-cd": Adapter(amazon_cd_schema, _events_only(amazon_cd_sources), ingest_amazon_cd,
+                         "HGCF's Amazon-CD folder (train.pkl, test.pkl)"),
+    **{name: Adapter(partial(sequence_schema, name), _events_only(sequence_sources),
+                     partial(ingest_sequences, name=name), f"the S3-Rec sequence file ({stem}.txt)")
+       for name, stem in (("beauty", "Beauty"), ("sports", "Sports_and_Outdoors"), ("toys", "Toys_and_Games"),
+                          ("yelp", "Yelp"))},
+}  # fmt: skip

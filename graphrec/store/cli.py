@@ -1,4 +1,10 @@
-"""``graphrec store``: create, fill, inspect and build from a graph store."""
+"""``graphrec store``: create, fill, inspect and build from a graph store.
+
+``ingest --source NAME`` without a path reads the data root's copy of a catalog dataset.
+The store may not import :mod:`graphrec.data` (the import-linter layers), so the top-level
+CLI (:mod:`graphrec.cli`) passes the resolver down in the click context:
+``ctx.obj["dataset_path"]``, ``name -> path``.
+"""
 
 from __future__ import annotations
 
@@ -49,8 +55,18 @@ def _errors(fn: F) -> F:
 
 
 class SourceKind(StrEnum):
+    """``--source``: ``events`` (files in the log schema) or a catalog dataset read by its
+    adapter (:data:`graphrec.store.adapters.ADAPTERS`)."""
+
     events = "events"
     movielens_100k = "movielens-100k"
+    gowalla = "gowalla"
+    ml_1m = "ml-1m"
+    amazon_cd = "amazon-cd"
+    beauty = "beauty"
+    sports = "sports"
+    toys = "toys"
+    yelp = "yelp"
 
 
 class Categorical(StrEnum):
@@ -133,31 +149,39 @@ def evolve_schema_cmd(
 @store_app.command()
 @_errors
 def ingest(
+    ctx: typer.Context,
     store: StoreOpt,
     paths: Annotated[
         list[Path] | None,
-        typer.Argument(help="Files, folders or globs (events; may be empty with --attributes); the ml-100k folder (movielens-100k)."),
+        typer.Argument(help="events: files, folders or globs (may be empty with --attributes). A dataset --source: "
+                       "at most one, its folder (its file for beauty, sports, toys, yelp); none: the data root's "
+                       "copy ($GRAPHREC_DATA, downloaded into the cache when missing)."),
     ] = None,
-    source: Annotated[SourceKind, typer.Option("--source", help="What the paths hold.")] = SourceKind.events,
-    schema: Annotated[Path | None, typer.Option(help="Log schema for a new store (YAML or JSON).")] = None,
+    source: Annotated[SourceKind, typer.Option("--source", help="What the paths hold: events in the log schema, or a "
+                                               "catalog dataset (`graphrec datasets`) read by its adapter.")] = SourceKind.events,
+    schema: Annotated[Path | None, typer.Option(help="Log schema for a new store (YAML or JSON; events).")] = None,
     attributes: Annotated[
-        list[str] | None, typer.Option("--attributes", "-a", help="Side table, NODE_TYPE=PATH (repeatable).")
+        list[str] | None, typer.Option("--attributes", "-a", help="Side table, NODE_TYPE=PATH (repeatable; events).")
     ] = None,
     message: Annotated[str, typer.Option("--message", "-m", help="Note stored in the manifest.")] = "",
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
     as_json: JsonOpt = False,
 ) -> None:
-    """Ingest logs, commit a new version, and print read = accepted + quarantined + duplicates."""
+    """Ingest logs, commit a new version, and print read = accepted + quarantined + duplicates.
+
+    A dataset --source (movielens-100k, gowalla, ml-1m, amazon-cd, beauty, sports, toys, yelp)
+    writes its adapter's events: MovieLens-100k's ratings at their own times, the published
+    splits' (gowalla, ml-1m, amazon-cd) train pairs on 2000-01-01 and test pairs on 2000-01-02,
+    a sequence's k-th item at 2000-01-01 + k seconds."""
     from graphrec.store import LogSchema
     from graphrec.store import ingest as do_ingest
-    from graphrec.store.adapters import ingest_movielens_100k
 
     paths = paths or []
-    if source is SourceKind.movielens_100k:
-        if len(paths) != 1:
-            raise typer.BadParameter("--source movielens-100k takes one path: the ml-100k folder")
-        report = ingest_movielens_100k(store, paths[0], progress=progress, echo=not as_json,
-                                       **({"message": message} if message else {}))
+    if source is not SourceKind.events:
+        if schema is not None or attributes:
+            raise typer.BadParameter(f"--schema and --attributes are for --source events; --source {source.value} "
+                                     "brings its own schema", param_hint="--schema/--attributes")  # fmt: skip
+        report = _ingest_dataset(ctx, store, source.value, paths, message=message, progress=progress, echo=not as_json)
     else:
         attr = {nt: Path(p) for nt, p in _pairs(attributes, "--attributes").items()}
         s = LogSchema.load(schema) if schema else None
@@ -191,6 +215,30 @@ def ingest(
         err.print(f"[bold red]error:[/] no row of {report.read:,} was accepted (version {report.version} holds only "
                   f"the quarantine): `graphrec store quarantine --store {escape(str(store))}` says why")  # fmt: skip
         raise typer.Exit(1)
+
+
+def _ingest_dataset(ctx: typer.Context, store: Path, name: str, paths: list[Path], *, message: str, progress: bool,
+                    echo: bool) -> Any:  # fmt: skip
+    """``--source NAME [PATH]``: the adapter's sources of PATH, or of the data root's copy."""
+    from graphrec.store.adapters import ADAPTERS
+    from graphrec.store.errors import SourceError
+
+    adapter = ADAPTERS[name]
+    if len(paths) > 1:
+        raise typer.BadParameter(f"--source {name} takes at most one path, {adapter.reads}; got {len(paths)}: "
+                                 + " ".join(str(p) for p in paths), param_hint="PATHS")  # fmt: skip
+    if paths:
+        path = paths[0]
+    else:
+        resolve = ctx.obj.get("dataset_path") if isinstance(ctx.obj, dict) else None
+        if resolve is None:
+            raise typer.BadParameter(f"--source {name} without a path needs the data root, which only the `graphrec` "
+                                     f"command resolves; give the path: {adapter.reads}", param_hint="PATHS")  # fmt: skip
+        try:
+            path = Path(resolve(name))
+        except FileNotFoundError as exc:  # graphrec.data's DatasetNotAvailableError: names the file and $GRAPHREC_DATA
+            raise SourceError(str(exc)) from None
+    return adapter.ingest(store, path, progress=progress, echo=echo, **({"message": message} if message else {}))
 
 
 # ------------------------------------------------------------------------------ inspect

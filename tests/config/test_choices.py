@@ -26,7 +26,15 @@ from graphrec.tasks.node import NodeTask, build_backbone
 from graphrec.tasks.trainer import Trainer
 from graphrec.utils.seed import seed_everything
 
-from fixtures import day, planted, planted_partition, write_logs, write_planetoid
+from fixtures import (
+    SEQUENCE_KINDS,
+    day,
+    planted,
+    planted_partition,
+    write_logs,
+    write_planetoid,
+    write_public,
+)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -98,19 +106,26 @@ def _night(tmp_path, *overrides):
     assert all(r.status in ("published", "gated") for r in results), [r.error for r in results]
 
 
-def _movielens_source(tmp_path, kind):
+def _source_kind(tmp_path, kind):
     import datetime as dt
     import os
 
     from graphrec.pipeline.config import SourceConfig
     from graphrec.pipeline.sources import night_sources
 
-    if kind == "movielens-100k" and not os.environ.get("GRAPHREC_DATA"):
-        pytest.skip("MovieLens-100k needs GRAPHREC_DATA")
-    src = SourceConfig(kind=kind, path=None if kind != "events" else str(tmp_path / "{date}.parquet"))
+    date = dt.date(1998, 3, 25)
     if kind == "events":
+        path = str(tmp_path / "{date}.parquet")
         events_frame(3, day="1998-03-25").write_parquet(tmp_path / "1998-03-25.parquet")
-    events, _ = night_sources(src, dt.date(1998, 3, 25))
+    elif kind == "movielens-100k":
+        if not os.environ.get("GRAPHREC_DATA"):
+            pytest.skip("MovieLens-100k needs GRAPHREC_DATA")
+        path = None
+    elif kind in SEQUENCE_KINDS:  # users 1.., the k-th item at 2000-01-01 + k seconds
+        path, date = str(write_public(tmp_path, kind, {1: [0, 1], 2: [1]})), dt.date(2000, 1, 1)
+    else:  # a published split: the test pairs are the night of 2000-01-02
+        path, date = str(write_public(tmp_path / kind, kind, {0: [0, 1], 1: [1]}, {0: [2], 1: [0]})), dt.date(2000, 1, 2)
+    events, _ = night_sources(SourceConfig(kind=kind, path=path), date)
     assert events
 
 
@@ -145,7 +160,7 @@ RUNNERS = {
     "config.rec.RecTrainConfig.sampler": lambda c, **_: _rec(f"train.sampler={c}", "train.num_neighbors=[3, 3]"),
     "config.rec.RecDataConfig.split": lambda c, **_: _rec(f"data.split={c}", "train.select=last",
                                                           protocol={"split": "published", "test_start": 800_000}),
-    "pipeline.config.SourceConfig.kind": lambda c, tmp_path, **_: _movielens_source(tmp_path, c),
+    "pipeline.config.SourceConfig.kind": lambda c, tmp_path, **_: _source_kind(tmp_path, c),
     "pipeline.config.TrainConfig.mode": lambda c, tmp_path, **_: _night(tmp_path, f"train.mode={c}"),
     "pipeline.config.GateConfig.sets": lambda c, tmp_path, **_: _night(tmp_path, f"gate.sets=[{c}]"),
     "pipeline.config.PublishConfig.index": lambda c, tmp_path, **_: _night(tmp_path, f"publish.index={c}"),
