@@ -24,7 +24,13 @@ from graphrec.metrics import ALL_METRICS
 class RecTrainConfig(TrainerConfig):
     """The trainer's options with recommendation's defaults, plus pair sampling and inputs."""
 
-    loss: Literal["bpr", "bce"] = Field("bpr", description="BPR (pairwise) or binary cross-entropy on sampled negatives")
+    loss: Literal["bpr", "bce", "softmax"] = Field("bpr", description=(
+        "bpr: BPR, pairwise, mean over the negatives; bce: binary cross-entropy on the positive and the sampled "
+        "negatives; softmax: sampled softmax (InfoNCE) of the positive against its num_negatives negatives at "
+        "temperature (Wu et al., TOIS 2023); with score: cosine it is the SSM setting"))
+    temperature: float = Field(1.0, gt=0, description="softmax loss: scores are divided by it (0.05-0.2 with cosine)")
+    score: Literal["dot", "cosine"] = Field("dot", description=(
+        "how a user and an item score in training, evaluation and serving: inner product or cosine similarity"))
     negatives: Literal["uniform", "popularity"] = "uniform"
     num_negatives: int = Field(1, ge=1, description="negatives per positive pair")
     popularity_exponent: float = Field(0.75, ge=0, description="popularity negatives: p(i) ~ count(i)^exponent")

@@ -26,6 +26,7 @@ from graphrec.config.rec import RecConfig
 from graphrec.data.interactions import RecData
 from graphrec.metrics import evaluate_topk
 from graphrec.models import BipartiteRecommender, build_model, get_spec
+from graphrec.nn.score import SCORERS
 from graphrec.sampling import NegativeSampler
 from graphrec.tasks.trainer import FitResult, Part, ProgressFn, Trainer
 
@@ -48,7 +49,7 @@ def build_rec_model(cfg: RecConfig, data: RecData) -> BipartiteRecommender:
     src = data.source
     return BipartiteRecommender(
         data.num_users, data.num_items, backbone, t.embedding_dim,
-        needs_graph=spec.needs_graph, inputs=t.inputs,
+        needs_graph=spec.needs_graph, inputs=t.inputs, scorer=SCORERS[t.score](),
         user_features=src.user_features, item_features=src.item_features, init=t.init, init_std=t.init_std,
     )  # fmt: skip
 
@@ -136,7 +137,7 @@ class LinkTask:
 
     def step_loss(self, model: BipartiteRecommender, batch: Any) -> tuple[Tensor, int]:
         t, U, dev = self.cfg.train, self.data.num_users, self.device
-        opts = {"kind": t.loss, "reg_weight": t.reg_weight}
+        opts = {"kind": t.loss, "reg_weight": t.reg_weight, "temperature": t.temperature}
         if self.loader is not None:  # a sampled subgraph
             b = batch.to(dev)
             out = model(b.edge_index, n_id=b.n_id)

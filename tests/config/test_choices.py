@@ -154,6 +154,7 @@ RUNNERS = {
     "config.rec.RecTrainConfig.optimizer": lambda c, **_: _rec(f"train.optimizer={c}", "train.weight_decay=0.01"),
     "config.rec.RecTrainConfig.weight_decay_on": lambda c, **_: _rec(f"train.weight_decay_on={c}", "train.weight_decay=0.01"),
     "config.rec.RecTrainConfig.loss": lambda c, **_: _rec(f"train.loss={c}"),
+    "config.rec.RecTrainConfig.score": lambda c, **_: _rec(f"train.score={c}", "train.loss=softmax", "train.temperature=0.2"),
     "config.rec.RecTrainConfig.negatives": lambda c, **_: _rec(f"train.negatives={c}"),
     "config.rec.RecTrainConfig.inputs": lambda c, **_: _rec(f"train.inputs={c}"),
     "config.rec.RecTrainConfig.init": lambda c, **_: _rec(f"train.init={c}"),

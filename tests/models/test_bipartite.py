@@ -112,3 +112,40 @@ def test_embeddings_are_copies_and_the_batch_loss_matches_per_row_lookups():
     s_neg = (out[u].unsqueeze(1) * out[j]).sum(-1)
     reg = 0.1 * rec.embedding.weight[torch.cat([u, i, j.view(-1)])].pow(2).sum() / (2 * 3)
     assert torch.allclose(loss, -torch.nn.functional.logsigmoid(s_pos - s_neg).mean() + reg)
+
+
+def test_softmax_loss_is_cross_entropy_over_the_positive_and_its_negatives():
+    import torch.nn.functional as F
+
+    from graphrec.models.bipartite import pair_loss
+
+    g = torch.Generator().manual_seed(0)
+    pos, neg = torch.randn(6, generator=g), torch.randn(6, 5, generator=g)
+    logits = torch.cat([pos[:, None], neg], 1) / 0.2
+    expected = F.cross_entropy(logits, torch.zeros(6, dtype=torch.long))
+    assert torch.allclose(pair_loss("softmax", pos, neg, temperature=0.2), expected, atol=1e-6)
+    # one negative at temperature 1 is BPR: -log(e^p / (e^p + e^n)) = -log sigmoid(p - n)
+    assert torch.allclose(pair_loss("softmax", pos, neg[:, :1]), pair_loss("bpr", pos, neg[:, :1]), atol=1e-6)
+    with pytest.raises(ValueError, match="bpr, bce or softmax"):
+        pair_loss("hinge", pos, neg)
+
+
+def test_cosine_softmax_training_ranks_a_planted_structure():
+    from graphrec.config.rec import resolve_rec_config
+    from graphrec.nn.score import CosineScore
+    from graphrec.tasks.link import build_rec_model, fit_link
+
+    from fixtures import planted
+
+    data = planted().split(seed=0)
+    over = ["train.epochs=30", "train.eval_every=30", "train.batch_size=256", "train.lr=0.01", "train.select=last"]
+    fits = {}
+    for name, extra in (("softmax", ["train.loss=softmax", "train.score=cosine", "train.temperature=0.1",
+                                     "train.num_negatives=8"]), ("untrained", ["train.epochs=1", "train.lr=1e-9"])):  # fmt: skip
+        cfg = resolve_rec_config("mf", None, over + extra)
+        torch.manual_seed(0)
+        model = build_rec_model(cfg, data)
+        if name == "softmax":
+            assert isinstance(model.scorer, CosineScore)
+        fits[name] = fit_link(data, model, cfg, keep_state=False).test["ndcg@10"]
+    assert fits["softmax"] > fits["untrained"] + 0.2, fits
