@@ -391,7 +391,7 @@ def summarize(runs: list[RecBenchRun]) -> list[dict[str, Any]]:
     rows = []
     for run in runs:
         names = [n for n in run.fits[0].test if "@" in n]
-        anchor = anchor_of_row(run.dataset, run.model)
+        anchor = anchor_of_row(run.dataset, run.model, (run.config.get("train") or {}).get("loss"))
         for name in names:
             metric, k = name.split("@")
             vals = [f.test[name] for f in run.fits]

@@ -80,3 +80,11 @@ def test_time_to_accuracy_plot_from_bench_json(tmp_path):
     path.write_text(json.dumps([_history_row("lightgcn", stop_on="ndcg@10")]))
     res = CliRunner().invoke(app, ["plot", "time-to-accuracy", str(path), "--out", str(tmp_path / "u.png")])
     assert res.exit_code != 0 and "train.stop_on=recall@20" in res.output and not (tmp_path / "u.png").exists()
+
+
+def test_an_mf_row_trained_with_another_loss_gets_no_mf_bpr_number():
+    run = _run("ml-1m", "mf", [_fit(0.26, 0.25)])
+    run.config["train"] = {"loss": "softmax"}
+    assert all(r["published"] is None for r in summarize([run]))
+    run.config["train"] = {"loss": "bpr"}
+    assert {r["published"]["value"] for r in summarize([run]) if r["k"] == 20} == {0.2532, 0.2440}
