@@ -247,6 +247,8 @@ def run_rec_benchmark(
             config = cfg.model_dump()
             if row.name in params:  # a linear baseline: its parameters, not the trainer's
                 config = {**cfg.model_dump(exclude={"train"}), "model": {"name": row.name, **params[row.name].model_dump()}}
+            elif row.reference == "pop":  # nothing trained: no backbone, no training options
+                config = {**cfg.model_dump(exclude={"train"}), "model": {"name": "pop"}}
             run = RecBenchRun(_dataset_key(dataset) or str(dataset), row.name, row.hop_sampling, config)
             for s in range(seed_start, seed_start + seeds):
                 key = (json.dumps(cfg.data.model_dump(), sort_keys=True, default=str), s)
@@ -391,7 +393,9 @@ def summarize(runs: list[RecBenchRun]) -> list[dict[str, Any]]:
     rows = []
     for run in runs:
         names = [n for n in run.fits[0].test if "@" in n]
-        anchor = anchor_of_row(run.dataset, run.model, (run.config.get("train") or {}).get("loss"))
+        # the published numbers hold for the published split only, not for a re-split of the same data
+        anchor = None if run.split not in ("", "published") else \
+            anchor_of_row(run.dataset, run.model, (run.config.get("train") or {}).get("loss"))
         for name in names:
             metric, k = name.split("@")
             vals = [f.test[name] for f in run.fits]
@@ -465,11 +469,12 @@ def results_table(rows: list[dict], metrics=("recall", "ndcg"), ks=(10, 20)) -> 
         shown.update((ds, p["model"]) for p in pub if p)
         rss = any_row.get("peak_rss_gib")
         table.add_row(*([] if len(datasets) == 1 else [ds]), model,
-                      *[_cell(cells.get(f"{m}@{k}"), std=k == max(ks)) for k in ks for m in metrics],
+                      *[_cell(cells.get(f"{m}@{k}"), std=k == max(ks) and any_row["seeds"] > 1) for k in ks for m in metrics],
                       pub_text, f"{any_row['s_per_epoch']:.2f}", f"{any_row['best_epoch_mean']:.0f}",
                       _duration(any_row.get("seconds_per_seed", any_row["seconds"])),
                       "" if rss is None else f"{rss:.1f}G")  # fmt: skip
-    others = [a for ds in datasets for a in anchors_for(ds) if (a.dataset, a.model) not in shown]
+    published = {r["dataset"] for r in rows if r.get("split", "published") == "published"}
+    others = [a for ds in datasets if ds in published for a in anchors_for(ds) if (a.dataset, a.model) not in shown]
     notes = [f"{a.model} " + " / ".join(f"{short.get(k.split('@')[0], k)}@{k.split('@')[1]} {v:.4f}" for k, v in a.metrics.items())
              + f" ({a.source})" for a in others]  # fmt: skip
     caption = (f"@{min(ks)}: means (std in the JSON); paper: the method's published number on this split; "

@@ -211,6 +211,10 @@ def ingest(
     )
     if not report.invariant_ok:
         raise typer.Exit(2)
+    if report.read and not report.accepted and report.duplicates == report.read:
+        err.print(f"nothing new: all {report.read:,} rows are already in the store (version {report.version} "
+                  "records the attempt)")  # fmt: skip
+        return
     if report.read and not report.accepted:
         err.print(f"[bold red]error:[/] no row of {report.read:,} was accepted (version {report.version} holds only "
                   f"the quarantine): `graphrec store quarantine --store {escape(str(store))}` says why")  # fmt: skip

@@ -88,3 +88,21 @@ def test_an_mf_row_trained_with_another_loss_gets_no_mf_bpr_number():
     assert all(r["published"] is None for r in summarize([run]))
     run.config["train"] = {"loss": "bpr"}
     assert {r["published"]["value"] for r in summarize([run]) if r["k"] == 20} == {0.2532, 0.2440}
+
+
+def test_a_re_split_of_a_published_dataset_gets_no_published_number():
+    run = _run("gowalla", "lightgcn", [_fit(0.17, 0.14), _fit(0.18, 0.15)])
+    run.split = "random"
+    rows = summarize([run])
+    assert all(r["published"] is None for r in rows)
+    console = Console(width=100, record=True, color_system=None)
+    console.print(results_table(rows))
+    text = console.export_text()
+    assert "0.1830" not in text and "UltraGCN" not in text
+
+
+def test_one_seed_shows_no_standard_deviation():
+    console = Console(width=100, record=True, color_system=None)
+    console.print(results_table(summarize([_run("gowalla", "lightgcn", [_fit(0.17, 0.14)])])))
+    line = next(ln for ln in console.export_text().splitlines() if ln.strip().startswith("lightgcn"))
+    assert "0.1700" in line and "±" not in line

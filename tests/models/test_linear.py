@@ -191,6 +191,7 @@ def test_bench_rows_ease_and_ials_run_end_to_end():
         and "train" not in by["ease"].config
     )
     assert by["ials"].config["model"]["factors"] == 16
+    assert by["pop"].config["model"] == {"name": "pop"} and "train" not in by["pop"].config
     for name, epochs in (("ease", 1), ("ials", 4)):
         fits = by[name].fits
         assert by[name].seeds == [0, 1] and all(

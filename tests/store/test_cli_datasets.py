@@ -147,3 +147,14 @@ def test_no_path_reads_the_data_roots_copy(tmp_path):
     r = runner.invoke(app, ["store", "ingest", "--store", str(tmp_path / "st"), "--source", "beauty", "--json"])
     assert r.exit_code == 0, r.output
     assert json.loads(r.output)["accepted"] == 198_502  # shared/data/README.md
+
+
+def test_ingesting_the_same_dataset_again_is_nothing_new_not_an_error(tmp_path):
+    train, test = slice_gowalla(data_root("gowalla"), tmp_path / "gowalla")
+    pairs = sum(map(len, train.values())) + sum(map(len, test.values()))
+    args = ("ingest", "--store", tmp_path / "st", "--source", "gowalla", tmp_path / "gowalla", "--no-progress")
+    assert invoke(*args).exit_code == 0
+    r = invoke(*args)
+    assert r.exit_code == 0, r.output
+    assert f"nothing new: all {pairs:,} rows are already in the store" in flat(r.output)
+    assert info(tmp_path / "st")["counts"]["events"] == pairs
