@@ -105,7 +105,7 @@ def bench_rec(
                                                       "alpha / iterations")] = None,
     config: ConfigOpt = None,
     target: Annotated[str | None, typer.Option(help="target node type (item, ad); default: the config's data.target")] = None,
-    split: Annotated[str | None, typer.Option(help="random (8:1:1 per user), loo (leave-one-out) or time (global cut)")] = None,
+    split: Annotated[str | None, typer.Option(help="data.split: auto (the dataset's own protocol, the default; see graphrec datasets), published (the published test set), random (8:1:1 per user), loo (leave-one-out) or time (global cut)")] = None,
     hop_both: HopBoth = False,
     export: Annotated[str | None, typer.Option(help="export the first seed's model of each row to EXPORT/<model>")] = None,
     threads: Threads = None,
