@@ -148,6 +148,10 @@ def sequence_schema(name: str) -> LogSchema:
 
 def _files(folder: str | os.PathLike, names: tuple[str, ...], what: str) -> dict[str, Path]:
     root = Path(folder)
+    if not root.exists():
+        raise SourceError(f"{root} does not exist (expected the {what} folder with {', '.join(names)})")
+    if not root.is_dir():
+        raise SourceError(f"{root} is a file; expected the {what} folder with {', '.join(names)}")
     files = {n: root / n for n in names}
     missing = [n for n, p in files.items() if not p.is_file()]
     if missing:

@@ -157,7 +157,7 @@ def ingest(
                        "at most one, its folder (its file for beauty, sports, toys, yelp); none: the data root's "
                        "copy ($GRAPHREC_DATA, downloaded into the cache when missing)."),
     ] = None,
-    source: Annotated[SourceKind, typer.Option("--source", help="What the paths hold: events in the log schema, or a "
+    source: Annotated[SourceKind, typer.Option("--source", case_sensitive=False, help="What the paths hold: events in the log schema, or a "
                                                "catalog dataset (`graphrec datasets`) read by its adapter.")] = SourceKind.events,
     schema: Annotated[Path | None, typer.Option(help="Log schema for a new store (YAML or JSON; events).")] = None,
     attributes: Annotated[

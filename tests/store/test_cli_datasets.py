@@ -158,3 +158,11 @@ def test_ingesting_the_same_dataset_again_is_nothing_new_not_an_error(tmp_path):
     assert r.exit_code == 0, r.output
     assert f"nothing new: all {pairs:,} rows are already in the store" in flat(r.output)
     assert info(tmp_path / "st")["counts"]["events"] == pairs
+
+
+def test_a_path_that_does_not_exist_is_named_as_such(tmp_path):
+    r = invoke("ingest", "--store", tmp_path / "st", "--source", "Gowalla", tmp_path / "nope", "--no-progress")
+    assert r.exit_code != 0 and "does not exist" in flat(r.output) and "nope" in flat(r.output)  # any case
+    (tmp_path / "f.txt").write_text("0 1\n")
+    r = invoke("ingest", "--store", tmp_path / "st", "--source", "ml-1m", tmp_path / "f.txt", "--no-progress")
+    assert r.exit_code != 0 and "is a file" in flat(r.output)
