@@ -6,11 +6,7 @@
 """
 
 from graphrec.store.adapters import (
-    ingest_amazon_cd,
-    ingest_gowalla,
-    ingest_ml_1m,
     ingest_movielens_100k,
-    ingest_sequences,
     movielens_100k_schema,
     movielens_100k_sources,
 )
@@ -58,11 +54,7 @@ __all__ = [
     "build",
     "import_dgl",
     "ingest",
-    "ingest_amazon_cd",
-    "ingest_gowalla",
-    "ingest_ml_1m",
     "ingest_movielens_100k",
-    "ingest_sequences",
     "movielens_100k_schema",
     "movielens_100k_sources",
     "partition_arrays",

@@ -102,11 +102,7 @@ def movielens_100k_sources(path: str | os.PathLike) -> tuple[list[Any], dict[str
 
 def ingest_movielens_100k(store: Any, path: str | os.PathLike, **kwargs: Any):
     """Ingest an ``ml-100k`` folder into ``store`` (created with the MovieLens schema if new)."""
-    from graphrec.store.ingest import ingest
-
-    events, attributes = movielens_100k_sources(path)
-    kwargs.setdefault("message", f"MovieLens-100k from {path}")
-    return ingest(store, events, attributes=attributes, schema=movielens_100k_schema(), **kwargs)
+    return ADAPTERS["movielens-100k"].ingest(store, path, **kwargs)
 
 
 # ---------------------------------------------------------------------------- published splits
@@ -289,14 +285,6 @@ def gowalla_sources(path: str | os.PathLike) -> list[Any]:
     return [(str(Path(path)), _published(train, test, "checkin"))]
 
 
-def ingest_gowalla(store: Any, path: str | os.PathLike, **kwargs: Any):
-    """Ingest a LightGCN ``gowalla`` folder into ``store`` (created with :func:`gowalla_schema` if new)."""
-    from graphrec.store.ingest import ingest
-
-    kwargs.setdefault("message", f"Gowalla (LightGCN split) from {path}")
-    return ingest(store, gowalla_sources(path), schema=gowalla_schema(), **kwargs)
-
-
 # ---------------------------------------------------------------------------- MovieLens-1M
 ML1M_FILES = ("train.txt", "test.txt")
 
@@ -317,14 +305,6 @@ def ml_1m_sources(path: str | os.PathLike) -> list[Any]:
     pairs at :data:`TRAIN_TIME`, test pairs at :data:`TEST_TIME`."""
     train, test = ml_1m_pairs(path)
     return [(str(Path(path)), _published(train, test, "rating"))]
-
-
-def ingest_ml_1m(store: Any, path: str | os.PathLike, **kwargs: Any):
-    """Ingest a RecZoo ``ml-1m`` folder into ``store`` (created with :func:`ml_1m_schema` if new)."""
-    from graphrec.store.ingest import ingest
-
-    kwargs.setdefault("message", f"MovieLens-1M (RecZoo split) from {path}")
-    return ingest(store, ml_1m_sources(path), schema=ml_1m_schema(), **kwargs)
 
 
 # ---------------------------------------------------------------------------- Amazon-CD
@@ -412,14 +392,6 @@ def amazon_cd_sources(path: str | os.PathLike) -> list[Any]:
     return [(str(Path(path)), _published(train, test, "review"))]
 
 
-def ingest_amazon_cd(store: Any, path: str | os.PathLike, **kwargs: Any):
-    """Ingest an HGCF ``Amazon-CD`` folder into ``store`` (created with :func:`amazon_cd_schema` if new)."""
-    from graphrec.store.ingest import ingest
-
-    kwargs.setdefault("message", f"Amazon-CD (HGCF split) from {path}")
-    return ingest(store, amazon_cd_sources(path), schema=amazon_cd_schema(), **kwargs)
-
-
 # ---------------------------------------------------------------------------- S3-Rec sequences
 def sequence_lines(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(users, indptr, items)`` of an S3-Rec sequence file (users 1..N in line order, items
@@ -438,15 +410,6 @@ def sequence_sources(path: str | os.PathLike) -> list[Any]:
     ]
 
 
-def ingest_sequences(store: Any, path: str | os.PathLike, name: str | None = None, **kwargs: Any):
-    """Ingest an S3-Rec sequence file into ``store`` (created with :func:`sequence_schema` if new)."""
-    from graphrec.store.ingest import ingest
-
-    name = name or Path(path).stem
-    kwargs.setdefault("message", f"{name} (S3-Rec sequences) from {path}")
-    return ingest(store, sequence_sources(path), schema=sequence_schema(name), **kwargs)
-
-
 # ---------------------------------------------------------------------------- by name
 Sources = tuple[list[Any], dict[str, list[Any]]]  # (event sources, attribute sources by node type)
 
@@ -459,10 +422,19 @@ class Adapter:
     schema: Callable[[], LogSchema]
     #: ``path -> (event sources, attribute sources)``, ready for :func:`graphrec.store.ingest`.
     sources: Callable[[str | os.PathLike], Sources]
-    #: ``ingest(store, path, **kwargs)``: the sources into ``store`` (created with :attr:`schema` if new).
-    ingest: Callable[..., Any]
     #: What ``path`` is, in words (help texts and errors).
     reads: str
+    #: The dataset in the store's manifest: ``"<title> from <path>"`` is the default ingest message.
+    title: str
+
+    def ingest(self, store: Any, path: str | os.PathLike, **kwargs: Any):
+        """Ingest ``path`` into ``store`` (created with :attr:`schema` if new); ``kwargs`` go to
+        :func:`graphrec.store.ingest` (``message``, ``progress``, ``echo``...)."""
+        from graphrec.store.ingest import ingest
+
+        events, attributes = self.sources(path)
+        kwargs.setdefault("message", f"{self.title} from {path}")
+        return ingest(store, events, attributes=attributes or None, schema=self.schema(), **kwargs)
 
 
 def _events_only(fn: Callable[[str | os.PathLike], list[Any]]) -> Callable[[str | os.PathLike], Sources]:
@@ -477,16 +449,16 @@ def _events_only(fn: Callable[[str | os.PathLike], list[Any]]) -> Callable[[str 
 #: The events' times: MovieLens's own; published splits, train at :data:`TRAIN_TIME` and test
 #: at :data:`TEST_TIME`; sequences, :data:`SEQUENCE_TIME` + k seconds (module docstring).
 ADAPTERS: dict[str, Adapter] = {
-    "movielens-100k": Adapter(movielens_100k_schema, movielens_100k_sources, ingest_movielens_100k,
-                              "the ml-100k folder (u.data, u.item, u.user)"),
-    "gowalla": Adapter(gowalla_schema, _events_only(gowalla_sources), ingest_gowalla,
-                       "LightGCN's gowalla folder (s_adj_mat.npz, test.txt)"),
-    "ml-1m": Adapter(ml_1m_schema, _events_only(ml_1m_sources), ingest_ml_1m,
-                     "RecZoo's ml-1m folder (train.txt, test.txt)"),
-    "amazon-cd": Adapter(amazon_cd_schema, _events_only(amazon_cd_sources), ingest_amazon_cd,
-                         "HGCF's Amazon-CD folder (train.pkl, test.pkl)"),
+    "movielens-100k": Adapter(movielens_100k_schema, movielens_100k_sources,
+                              "the ml-100k folder (u.data, u.item, u.user)", "MovieLens-100k"),
+    "gowalla": Adapter(gowalla_schema, _events_only(gowalla_sources),
+                       "LightGCN's gowalla folder (s_adj_mat.npz, test.txt)", "Gowalla (LightGCN split)"),
+    "ml-1m": Adapter(ml_1m_schema, _events_only(ml_1m_sources),
+                     "RecZoo's ml-1m folder (train.txt, test.txt)", "MovieLens-1M (RecZoo split)"),
+    "amazon-cd": Adapter(amazon_cd_schema, _events_only(amazon_cd_sources),
+                         "HGCF's Amazon-CD folder (train.pkl, test.pkl)", "Amazon-CD (HGCF split)"),
     **{name: Adapter(partial(sequence_schema, name), _events_only(sequence_sources),
-                     partial(ingest_sequences, name=name), f"the S3-Rec sequence file ({stem}.txt)")
+                     f"the S3-Rec sequence file ({stem}.txt)", f"{name} (S3-Rec sequences)")
        for name, stem in (("beauty", "Beauty"), ("sports", "Sports_and_Outdoors"), ("toys", "Toys_and_Games"),
                           ("yelp", "Yelp"))},
 }  # fmt: skip
