@@ -40,6 +40,13 @@ class TrainerConfig(Strict):
         "all", description="parameters that get weight decay: all, every non-bias weight, or the first layer only"
     )
     device: str = Field("auto", description="auto (CUDA when torch sees a GPU), cpu, cuda or cuda:N")
+    time_budget: float | None = Field(None, gt=0, description=(
+        "seconds of fitting (evaluations included) after which training stops at the end of the running epoch, "
+        "which is evaluated; selection applies as usual"))
+    curvature_lr: float | None = Field(None, gt=0, description="learning rate of learnable curvatures (default: lr)")
+    nan_guard: Literal["auto", "loss", "grads", "none"] = Field("auto", description=(
+        "stop with an error naming the step and parameter on a non-finite loss (loss) or also gradient (grads); "
+        "auto: grads for hyperbolic models, loss otherwise"))
     hop_sampling: HopSamplingConfig = HopSamplingConfig()
 
     @field_validator("device")

@@ -61,11 +61,13 @@ def param_groups(model: nn.Module, weight_decay: float, scope: str = "all") -> l
 
 
 def build_optimizer(model: nn.Module, name: str = "auto", lr: float = 1e-3, weight_decay: float = 0.0,
-                    weight_decay_on: str = "all") -> torch.optim.Optimizer:  # fmt: skip
+                    weight_decay_on: str = "all", curvature_lr: float | None = None) -> torch.optim.Optimizer:  # fmt: skip
     """The optimizer ``name`` (:data:`OPTIMIZERS`) over ``model``'s trainable parameters.
 
     ``adam`` and ``riemannian_adam`` apply ``weight_decay`` as an L2 penalty (added to the
-    gradient); ``adamw`` decouples it (Loshchilov & Hutter, 2019).
+    gradient); ``adamw`` decouples it (Loshchilov & Hutter, 2019). Learnable curvatures
+    (parameters flagged ``is_curvature``, :class:`graphrec.hyperbolic.HyperbolicSpace`) form
+    their own Euclidean group: learning rate ``curvature_lr`` (default ``lr``), no weight decay.
 
     Raises:
         ValueError: an unknown name, or ``adam``/``adamw`` for a model with manifold parameters
@@ -74,6 +76,12 @@ def build_optimizer(model: nn.Module, name: str = "auto", lr: float = 1e-3, weig
     if name not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
     groups = param_groups(model, weight_decay, weight_decay_on)
+    curv = {id(p) for g in groups for p in g["params"] if getattr(p, "is_curvature", False)}
+    if curv:
+        groups = [{**g, "params": [p for p in g["params"] if id(p) not in curv]} for g in groups]
+        groups = [g for g in groups if g["params"]]
+        groups.append({"params": [p for p in model.parameters() if id(p) in curv], "weight_decay": 0.0,
+                       "lr": lr if curvature_lr is None else curvature_lr, "name": "curvature"})  # fmt: skip
     manifold = [p for g in groups for p in g["params"] if is_manifold_parameter(p)]
     if name == "auto":
         name = "riemannian_adam" if manifold else "adam"

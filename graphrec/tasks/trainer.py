@@ -14,7 +14,13 @@ is evaluated on a part (``valid``, ``test``). The :class:`Trainer` owns everythi
   weights, history, the RNG of torch, NumPy and Python), so a resumed run ends with the same
   weights and metrics as an uninterrupted one, bit for bit;
 * progress (a rich bar, or a callback), the device, and :meth:`Trainer.wrap`, the one place
-  where a model is wrapped for data-parallel training.
+  where a model is wrapped for data-parallel training;
+* a guard against non-finite values (``nan_guard``): a NaN or infinite loss, gradient or
+  parameter stops training with a :class:`NonFiniteError` naming the epoch, the step and the
+  parameter, before the optimizer writes the bad values into the weights.
+
+A task may also define ``start_epoch(model, epoch)``, called before each training epoch
+(e.g. to re-cluster the origins of a multi-manifold scorer on a schedule).
 
 >>> trainer = Trainer(epochs=200, patience=20)                       # doctest: +SKIP
 >>> result = trainer.fit(model, NodeTask(data, cfg.train))            # doctest: +SKIP
@@ -36,7 +42,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from graphrec.tasks.optim import RowLRScale, attach_row_lr, build_optimizer
+from graphrec.tasks.optim import RowLRScale, attach_row_lr, build_optimizer, is_manifold_parameter
 from graphrec.utils.io import atomic_open
 from graphrec.utils.seed import rng_state, set_rng_state
 
@@ -45,6 +51,11 @@ Part = Literal["valid", "test"]
 #: on evaluated epochs, ``valid`` (the selection metric) and ``valid_loss`` when the task has one.
 ProgressFn = Callable[[int, int, dict], None]
 StopRule = Literal["metric", "loss", "metric_or_loss"]
+NanGuard = Literal["auto", "loss", "grads", "none"]
+
+
+class NonFiniteError(FloatingPointError):
+    """Training produced a NaN or an infinite value; the message names the epoch, the step and the parameter."""
 
 
 @runtime_checkable
@@ -182,6 +193,12 @@ class Trainer:
         resume: a checkpoint state (or its path) to continue from.
         row_lr: :class:`~graphrec.tasks.optim.RowLRScale` adjustments (warm starts).
         keep_state: return the selected weights in :attr:`FitResult.state_dict`.
+        time_budget: seconds of fitting (evaluations included) after which training stops at the end of
+            the running epoch, which is then evaluated; selection applies as usual (default: no limit).
+        curvature_lr: learning rate of learnable curvatures (their own parameter group; default ``lr``).
+        nan_guard: ``loss`` (check the loss of every step), ``grads`` (also every gradient, before the
+            optimizer step; about a millisecond per million weights), ``auto`` (``grads`` for models with
+            manifold parameters or learnable curvatures, ``loss`` otherwise) or ``none``.
     """
 
     def __init__(
@@ -201,6 +218,9 @@ class Trainer:
         resume: dict | str | os.PathLike | None = None,
         row_lr: Sequence[RowLRScale] | None = None,
         keep_state: bool = False,
+        curvature_lr: float | None = None,
+        nan_guard: NanGuard = "auto",
+        time_budget: float | None = None,
     ):
         if select not in ("best", "last"):
             raise ValueError(f"select must be 'best' or 'last', got {select!r}")
@@ -214,6 +234,12 @@ class Trainer:
         self.device = resolve_device(device)
         self.progress, self.checkpoint, self.checkpoint_every = progress, checkpoint, checkpoint_every
         self.resume, self.row_lr, self.keep_state = resume, list(row_lr or []), keep_state
+        if nan_guard not in ("auto", "loss", "grads", "none"):
+            raise ValueError(f"nan_guard must be auto, loss, grads or none, got {nan_guard!r}")
+        self.curvature_lr, self.nan_guard = curvature_lr, nan_guard
+        if time_budget is not None and not time_budget > 0:
+            raise ValueError(f"time_budget must be a positive number of seconds, got {time_budget}")
+        self.time_budget = time_budget
 
     @classmethod
     def from_config(cls, cfg: Any, **kwargs: Any) -> Trainer:
@@ -221,6 +247,7 @@ class Trainer:
         (:class:`~graphrec.config.TrainerConfig` or a subclass); ``kwargs`` add or override."""
         opts = {k: getattr(cfg, k) for k in ("epochs", "patience", "eval_every", "select", "optimizer", "lr",
                                               "weight_decay", "weight_decay_on", "device")}  # fmt: skip
+        opts.update({k: getattr(cfg, k) for k in ("curvature_lr", "nan_guard", "time_budget") if hasattr(cfg, k)})
         return cls(**{**opts, **kwargs})
 
     # ------------------------------------------------------------------ seams
@@ -229,7 +256,8 @@ class Trainer:
         return model
 
     def make_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
-        opt = build_optimizer(model, self.optimizer_name, self.lr, self.weight_decay, self.weight_decay_on)
+        opt = build_optimizer(model, self.optimizer_name, self.lr, self.weight_decay, self.weight_decay_on,
+                              curvature_lr=self.curvature_lr)  # fmt: skip
         attach_row_lr(opt, self.row_lr)
         return opt
 
@@ -261,6 +289,11 @@ class Trainer:
         epoch_times: list[float] = []
         last_eval: tuple[int, dict[str, float]] | None = None
         first, stopped, elapsed = 1, False, 0.0
+        guard = self.nan_guard
+        if guard == "auto":
+            guard = "grads" if any(is_manifold_parameter(p) or getattr(p, "is_curvature", False)
+                                   for p in model.parameters()) else "loss"  # fmt: skip
+        start_epoch = getattr(task, "start_epoch", None)
         resume = self.resume
         if isinstance(resume, str | os.PathLike):
             resume = torch.load(resume, map_location=self.device, weights_only=True)
@@ -286,12 +319,15 @@ class Trainer:
             if resume is not None:
                 bar.update(epoch, {"epoch": epoch, **(history[-1] if history else {})})
             for epoch in range(first, self.epochs + 1) if not stopped else ():
+                if start_epoch is not None:
+                    start_epoch(model, epoch)
                 run.train()
                 t0 = time.perf_counter()
-                loss = train_epoch(run, task, opt, epoch)
+                loss = train_epoch(run, task, opt, epoch, guard=guard)
                 epoch_times.append(time.perf_counter() - t0)
                 info: dict[str, Any] = {"epoch": epoch, "loss": loss}
-                if has_valid and (epoch % self.eval_every == 0 or epoch == self.epochs):
+                over = self.time_budget is not None and time.perf_counter() - t_start > self.time_budget
+                if has_valid and (epoch % self.eval_every == 0 or epoch == self.epochs or over):
                     val = task.evaluate(model, "valid")
                     last_eval = (epoch, val)
                     info["valid"] = float(val[task.metric])
@@ -303,7 +339,7 @@ class Trainer:
                             best_state = copy.deepcopy(model.state_dict())
                 info["seconds"] = time.perf_counter() - t_start  # wall time so far: time-to-accuracy curves
                 history.append(info)
-                stopped = self.select == "best" and stopper.exhausted
+                stopped = (self.select == "best" and stopper.exhausted) or over
                 if self.checkpoint is not None and (epoch % self.checkpoint_every == 0 or stopped or epoch == self.epochs):
                     self.save_checkpoint({
                         "epoch": epoch, "model": model.state_dict(), "optimizer": opt.state_dict(),
@@ -344,19 +380,45 @@ _CHECKPOINT_KEYS = {"epoch", "model", "optimizer", "stopper", "stopped", "best_e
                     "last_eval_epoch", "last_eval", "history", "epoch_times", "rng", "seconds"}  # fmt: skip
 
 
-def train_epoch(model: nn.Module, task: Task, opt: torch.optim.Optimizer, epoch: int) -> float:
+def train_epoch(model: nn.Module, task: Task, opt: torch.optim.Optimizer, epoch: int,
+                guard: NanGuard = "loss") -> float:  # fmt: skip
     """One training epoch: every batch of ``task`` (forward, loss, backward, optimizer step);
     returns the examples-weighted mean loss. The body of :meth:`Trainer.fit`'s loop (benchmarks
-    time it alone)."""
+    time it alone).
+
+    Raises:
+        NonFiniteError: ``guard`` is ``loss`` or ``grads`` and a loss (or, with ``grads``, a gradient)
+            is NaN or infinite; the optimizer has not stepped on it, so the weights are those of the step before.
+    """
     total, count = 0.0, 0
-    for batch in task.batches(epoch):
+    for step, batch in enumerate(task.batches(epoch), 1):
         opt.zero_grad(set_to_none=True)
         loss, n = task.step_loss(model, batch)
+        value = float(loss.detach())
+        if guard != "none" and not math.isfinite(value):
+            loss.backward()  # the gradients say which parameter the non-finite value flows to
+            raise NonFiniteError(_non_finite_message(model, epoch, step, f"the loss is {value}"))
         loss.backward()
+        if guard == "grads":
+            bad = [p.grad for p in model.parameters() if p.grad is not None]
+            if bad and not bool(torch.stack([torch.isfinite(g).all() for g in bad]).all()):
+                raise NonFiniteError(_non_finite_message(model, epoch, step, "a gradient is not finite"))
         opt.step()
-        total += float(loss.detach()) * n
+        total += value * n
         count += n
     return total / max(count, 1)
+
+
+def _non_finite_message(model: nn.Module, epoch: int, step: int, what: str) -> str:
+    """Which parameters hold non-finite values or gradients, for :class:`NonFiniteError`."""
+    names = []
+    for name, p in model.named_parameters():
+        for kind, t in (("value", p.detach()), ("gradient", p.grad)):
+            if t is not None and not bool(torch.isfinite(t).all()):
+                names.append(f"{name} ({int((~torch.isfinite(t)).sum())} of {t.numel()} {kind} entries)")
+    where = "; non-finite: " + ", ".join(names) if names else "; every parameter and gradient is finite"
+    return (f"training diverged at epoch {epoch}, step {step}: {what}{where}. The weights are those before this step; "
+            "lower train.lr, raise the curvature's lower bound, or check the inputs for NaN")  # fmt: skip
 
 
 class _Progress:

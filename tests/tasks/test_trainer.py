@@ -174,3 +174,73 @@ def test_cuda_is_refused_where_torch_sees_none():
         pytest.skip("this machine has a GPU")
     with pytest.raises(ValueError, match="sees no CUDA device"):
         Trainer(device="cuda")
+
+
+def test_time_budget_stops_after_the_running_epoch_and_evaluates_it():
+    train_cfg, make = _link("lightgcn", ["train.epochs=50", "train.eval_every=10", "train.patience=100"])
+    res = _fit(train_cfg, make, time_budget=1e-9)  # over budget from the first epoch on
+    assert res.epochs == 1 and res.best_epoch == 1 and "valid" in res.history[0]
+    with pytest.raises(ValueError, match="time_budget"):
+        Trainer(time_budget=0)
+
+
+class _Task:
+    """A one-weight regression whose loss turns NaN at a chosen step (for the guard)."""
+
+    metric, stop_rule = "score", "metric"
+
+    def __init__(self, bad_step: int, where: str):
+        self.bad_step, self.where, self.calls = bad_step, where, 0
+
+    def to(self, device):
+        pass
+
+    def batches(self, epoch):
+        return range(4)
+
+    def step_loss(self, model, batch):
+        self.calls += 1
+        x = torch.tensor(math.nan if self.calls == self.bad_step and self.where == "input" else 1.0)
+        out = model(x.view(1, 1)).sum()
+        if self.calls == self.bad_step and self.where == "grad":
+            out = out + (model.weight - model.weight.detach()).abs().sqrt().sum()  # adds 0; its gradient is not finite
+        return (out - 2) ** 2, 1
+
+    def has_part(self, part):
+        return False
+
+    def evaluate(self, model, part):
+        return {"score": 0.0}
+
+
+@pytest.mark.parametrize("where, guard", [("input", "loss"), ("grad", "grads")])
+def test_nan_guard_names_the_step_and_parameter_and_keeps_the_last_finite_weights(where, guard):
+    torch.manual_seed(0)
+    model = torch.nn.Linear(1, 1)
+    before = {}
+    task = _Task(bad_step=7, where=where)  # epoch 2, step 3
+
+    def keep(epoch, total, info):
+        before.update({k: v.clone() for k, v in model.state_dict().items()})
+
+    what = "the loss is nan" if where == "input" else "a gradient is not finite"
+    with pytest.raises(FloatingPointError, match=rf"epoch 2, step 3: {what}.*weight \(1 of 1 gradient entries\)"):
+        Trainer(epochs=3, select="last", nan_guard=guard, lr=0.01, progress=keep).fit(model, task)
+    if where == "grad":  # the optimizer never stepped on the NaN gradient
+        assert torch.isfinite(model.weight).all()
+    # with the guard off the NaN reaches the weights
+    model = torch.nn.Linear(1, 1)
+    Trainer(epochs=2, select="last", nan_guard="none", lr=0.01).fit(model, _Task(bad_step=3, where="grad"))
+    assert not torch.isfinite(model.weight).all()
+
+
+def test_learnable_curvature_gets_its_own_group_without_weight_decay():
+    from graphrec.hyperbolic import HyperbolicSpace
+    from graphrec.tasks.optim import build_optimizer
+
+    model = torch.nn.ModuleDict({"lin": torch.nn.Linear(2, 2), "space": HyperbolicSpace("lorentz", 1.0, learnable=True)})
+    opt = build_optimizer(model, "adam", lr=0.01, weight_decay=0.1, curvature_lr=0.05)
+    curv = [g for g in opt.param_groups if g.get("name") == "curvature"]
+    assert len(curv) == 1 and curv[0]["lr"] == 0.05 and curv[0]["weight_decay"] == 0.0
+    assert curv[0]["params"] == [model["space"].curvature_raw]
+    assert sum(len(g["params"]) for g in opt.param_groups) == 3  # weight, bias, curvature: each once
