@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -20,17 +20,26 @@ from graphrec.config.presets import resolve_task_config
 from graphrec.config.trainer import TrainerConfig
 from graphrec.metrics import ALL_METRICS
 
+#: Scorer names (graphrec.nn.score.SCORER_NAMES; listed here so configs validate without torch).
+SCORES = Literal["dot", "cosine", "neg_sq_euclidean", "hyperbolic", "lorentz_sqdist", "multi_manifold"]
+
 
 class RecTrainConfig(TrainerConfig):
     """The trainer's options with recommendation's defaults, plus pair sampling and inputs."""
 
-    loss: Literal["bpr", "bce", "softmax"] = Field("bpr", description=(
+    loss: Literal["bpr", "bce", "softmax", "margin"] = Field("bpr", description=(
         "bpr: BPR, pairwise, mean over the negatives; bce: binary cross-entropy on the positive and the sampled "
         "negatives; softmax: sampled softmax (InfoNCE) of the positive against its num_negatives negatives at "
-        "temperature (Wu et al., TOIS 2023); with score: cosine it is the SSM setting"))
+        "temperature (Wu et al., TOIS 2023); with score: cosine it is the SSM setting; margin: hinge "
+        "max(0, margin - s+ + s-), HGCF's margin ranking loss with score: lorentz_sqdist"))
+    margin: float = Field(0.1, ge=0, description="loss: margin, the margin between positive and negative scores")
     temperature: float = Field(1.0, gt=0, description="softmax loss: scores are divided by it (0.05-0.2 with cosine)")
-    score: Literal["dot", "cosine"] = Field("dot", description=(
-        "how a user and an item score in training, evaluation and serving: inner product or cosine similarity"))
+    score: SCORES = Field("dot", description=(
+        "how a user and an item score in training, evaluation and serving: dot (inner product), cosine, "
+        "neg_sq_euclidean, hyperbolic (distance after expmap0), lorentz_sqdist (points on the hyperboloid, HGCF), "
+        "multi_manifold (ad targeting)"))
+    score_params: dict[str, Any] = Field({}, description=(
+        "options of the scorer, e.g. {kind: lorentz, curvature: 1.0, learnable: true} for hyperbolic"))
     negatives: Literal["uniform", "popularity"] = "uniform"
     num_negatives: int = Field(1, ge=1, description="negatives per positive pair")
     popularity_exponent: float = Field(0.75, ge=0, description="popularity negatives: p(i) ~ count(i)^exponent")

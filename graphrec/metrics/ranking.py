@@ -198,11 +198,13 @@ def evaluate_topk(
         if scores.shape != (batch.numel(), num_items):
             raise ValueError(f"score_fn returned shape {tuple(scores.shape)}, expected ({batch.numel()}, {num_items})")
         scores = scores.clone() if not scores.is_contiguous() else scores
+        dev = scores.device  # scores may live on a GPU: mask and take the top-k there, count hits on the CPU
         for e in excludes:
             rows, cols = _gather_rows(e, batch)
-            scores[rows, cols] = -math.inf
+            scores[rows.to(dev), cols.to(dev)] = -math.inf
         values, topk = torch.topk(scores, acc.max_k, dim=1)
         del scores
+        values, topk = values.cpu(), topk.cpu()
         t_rows, t_cols = _gather_rows(truth, batch)
         keys = t_rows * num_items + t_cols  # sorted: rows ascend, items sorted within rows
         hits = hits_from_topk(topk, keys, torch.arange(batch.numel()), num_items)

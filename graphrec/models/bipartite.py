@@ -190,7 +190,8 @@ class BipartiteRecommender(nn.Module):
         return out[: self.num_users], out[self.num_users :]
 
     def loss(self, out: Tensor, users: Tensor, pos: Tensor, neg: Tensor, *, kind: str = "bpr",
-             reg_weight: float = 0.0, n_id: Tensor | None = None, temperature: float = 1.0) -> Tensor:  # fmt: skip
+             reg_weight: float = 0.0, n_id: Tensor | None = None, temperature: float = 1.0,
+             margin: float = 0.1) -> Tensor:  # fmt: skip
         """Training loss of a batch: pair loss through the scorer, L2 on the batch's inputs, and the
         backbone's auxiliary terms.
 
@@ -198,11 +199,12 @@ class BipartiteRecommender(nn.Module):
             out: ``[n, d]`` output of the last training forward (all nodes, or the nodes ``n_id``).
             users, pos: ``[B]`` rows of ``out`` of the batch's users and positive items.
             neg: ``[B, k]`` rows of ``out`` of ``k`` negative items per pair.
-            kind: ``bpr``, ``bce`` or ``softmax`` (:func:`pair_loss`).
+            kind: ``bpr``, ``bce``, ``softmax`` or ``margin`` (:func:`pair_loss`).
             reg_weight: weight of ``||inputs||^2 / (2B)`` over the batch's users, positives and
                 negatives (LightGCN's regulariser).
             n_id: global node ids of the rows of ``out`` (sampled subgraphs).
             temperature: the softmax loss's temperature.
+            margin: the margin loss's margin.
         """
         B = users.numel()
         # one gather: its backward scatters into one zero [n, d] gradient instead of three
@@ -222,7 +224,7 @@ class BipartiteRecommender(nn.Module):
             rows = out[ids]
             eu, ei, ej = rows[:B], rows[B : 2 * B], rows[2 * B :].view(*neg.shape, -1)
             s_pos, s_neg = self.scorer.score(eu, ei), self.scorer.score(eu.unsqueeze(1), ej)
-        loss = pair_loss(kind, s_pos, s_neg, temperature)
+        loss = pair_loss(kind, s_pos, s_neg, temperature, margin)
         if reg_weight > 0:
             ego = self.ego(ids if n_id is None else n_id[ids])
             loss = loss + reg_weight * ego.pow(2).sum() / (2 * B)
@@ -256,7 +258,7 @@ class BipartiteRecommender(nn.Module):
         return terms[0] if len(terms) == 1 else sum(terms[1:], terms[0])
 
 
-def pair_loss(kind: str, pos: Tensor, neg: Tensor, temperature: float = 1.0) -> Tensor:
+def pair_loss(kind: str, pos: Tensor, neg: Tensor, temperature: float = 1.0, margin: float = 0.1) -> Tensor:
     """Loss of positive scores ``pos`` ``[B]`` against negative scores ``neg`` ``[B, k]``.
 
     ``bpr``: :math:`-\\log \\sigma(s^+ - s^-)`, mean over (positive, negative) pairs (Rendle et al., 2009);
@@ -264,14 +266,18 @@ def pair_loss(kind: str, pos: Tensor, neg: Tensor, temperature: float = 1.0) -> 
     ``softmax``: sampled softmax, :math:`-\\log \\frac{e^{s^+/\\tau}}{e^{s^+/\\tau} + \\sum_j e^{s^-_j/\\tau}}`,
     mean over positives (``temperature`` :math:`\\tau`; Wu et al., "On the Effectiveness of Sampled Softmax
     Loss for Item Recommendation", TOIS 2023, eq. 3). Negatives are sampled uniformly with no
-    log-q correction, as there.
+    log-q correction, as there;
+    ``margin``: :math:`\\max(0, m - s^+ + s^-)`, mean over (positive, negative) pairs; with the negative squared
+    Lorentz distance as the score it is HGCF's margin ranking loss (Sun et al., WWW 2021, eq. 9).
     """
     if kind == "softmax":
         logits = torch.cat([pos.view(-1, 1), neg], dim=1) / temperature
         return (torch.logsumexp(logits, dim=1) - logits[:, 0]).mean()
+    if kind == "margin":
+        return F.relu(margin - pos.view(-1, 1) + neg).mean()
     if kind == "bpr":
         return -F.logsigmoid(pos.view(-1, 1) - neg).mean()
     if kind == "bce":
         return F.binary_cross_entropy_with_logits(pos, torch.ones_like(pos)) + \
             F.binary_cross_entropy_with_logits(neg, torch.zeros_like(neg))
-    raise ValueError(f"unknown loss {kind!r}; choose bpr, bce or softmax")
+    raise ValueError(f"unknown loss {kind!r}; choose bpr, bce, softmax or margin")

@@ -25,14 +25,24 @@ and :math:`\|u\|^2` is constant per user).
 from __future__ import annotations
 
 from collections.abc import Callable
+from importlib import import_module
 from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-#: Scorers by name, for :func:`scorer_from_spec`.
+#: Scorers by name, for :func:`scorer_from_spec` (those of :data:`SCORER_MODULES` once imported).
 SCORERS: dict[str, type[Scorer]] = {}
+#: Scorers that live in other packages: name -> the module that registers it (imported on first use,
+#: as the model index does for backbones).
+SCORER_MODULES: dict[str, str] = {
+    "hyperbolic": "graphrec.hyperbolic.scores",
+    "lorentz_sqdist": "graphrec.hyperbolic.scores",
+    "multi_manifold": "graphrec.hyperbolic.multi",
+}
+#: Every scorer name, for configs (validated without importing the modules).
+SCORER_NAMES: tuple[str, ...] = ("dot", "cosine", "neg_sq_euclidean", *SCORER_MODULES)
 
 
 def register_scorer(cls: type[Scorer]) -> type[Scorer]:
@@ -141,6 +151,32 @@ class NegSquaredEuclideanScore(Scorer):
         return q, x
 
 
+def get_scorer_class(name: str) -> type[Scorer]:
+    """The scorer class registered as ``name`` (importing its module when it lives elsewhere).
+
+    Raises:
+        ValueError: no such scorer.
+    """
+    if name not in SCORERS and name in SCORER_MODULES:
+        import_module(SCORER_MODULES[name])
+    if name not in SCORERS:
+        raise ValueError(f"unknown scorer {name!r}; registered: {', '.join(sorted(set(SCORERS) | set(SCORER_NAMES)))}")
+    return SCORERS[name]
+
+
+def build_scorer(name: str, params: dict[str, Any] | None = None) -> Scorer:
+    """The scorer ``name`` with constructor options ``params`` (a config's ``train.score_params``).
+
+    Raises:
+        ValueError: an unknown scorer, or options it does not take (named in the message).
+    """
+    cls = get_scorer_class(name)
+    try:
+        return cls(**(params or {}))
+    except TypeError as exc:
+        raise ValueError(f"invalid score_params for scorer {name!r}: {exc}") from None
+
+
 def scorer_from_spec(spec: dict[str, Any] | None) -> Scorer:
     """The scorer described by ``spec`` (a model card's ``scorer``); ``None`` means :class:`DotScore`
     (model folders written before scorers were recorded).
@@ -152,6 +188,4 @@ def scorer_from_spec(spec: dict[str, Any] | None) -> Scorer:
         return DotScore()
     spec = dict(spec)
     name = spec.pop("name")
-    if name not in SCORERS:
-        raise ValueError(f"unknown scorer {name!r}; registered: {', '.join(sorted(SCORERS))}")
-    return SCORERS[name](**spec)
+    return get_scorer_class(name)(**spec)

@@ -26,7 +26,7 @@ from graphrec.config.rec import RecConfig
 from graphrec.data.interactions import RecData
 from graphrec.metrics import evaluate_topk
 from graphrec.models import BipartiteRecommender, build_model, get_spec
-from graphrec.nn.score import SCORERS
+from graphrec.nn.score import build_scorer
 from graphrec.sampling import NegativeSampler
 from graphrec.tasks.trainer import FitResult, Part, ProgressFn, Trainer
 
@@ -49,7 +49,7 @@ def build_rec_model(cfg: RecConfig, data: RecData) -> BipartiteRecommender:
     src = data.source
     return BipartiteRecommender(
         data.num_users, data.num_items, backbone, t.embedding_dim,
-        needs_graph=spec.needs_graph, inputs=t.inputs, scorer=SCORERS[t.score](),
+        needs_graph=spec.needs_graph, inputs=t.inputs, scorer=build_scorer(t.score, t.score_params),
         user_features=src.user_features, item_features=src.item_features, init=t.init, init_std=t.init_std,
     )  # fmt: skip
 
@@ -74,7 +74,7 @@ def evaluate(model: BipartiteRecommender | None, data: RecData, part: str = "tes
     scorer = model.scorer if model is not None else DotScore()
     exclude = [data.csr("train")] + ([data.csr("valid")] if part == "test" else [])
     kwargs = {} if metrics is None else {"metrics": metrics}
-    return evaluate_topk(scorer.score_fn(users.cpu(), items.cpu()), data.csr(part), data.num_items, ks, exclude,
+    return evaluate_topk(scorer.score_fn(users, items), data.csr(part), data.num_items, ks, exclude,
                          chunk_size=chunk_size, **kwargs)  # fmt: skip
 
 
@@ -137,7 +137,7 @@ class LinkTask:
 
     def step_loss(self, model: BipartiteRecommender, batch: Any) -> tuple[Tensor, int]:
         t, U, dev = self.cfg.train, self.data.num_users, self.device
-        opts = {"kind": t.loss, "reg_weight": t.reg_weight, "temperature": t.temperature}
+        opts = {"kind": t.loss, "reg_weight": t.reg_weight, "temperature": t.temperature, "margin": t.margin}
         if self.loader is not None:  # a sampled subgraph
             b = batch.to(dev)
             out = model(b.edge_index, n_id=b.n_id)

@@ -144,6 +144,8 @@ def _run_task(tmp_path, task, monkeypatch):
 RUNNERS = {
     "config.node.TrainConfig.select": lambda c, **_: _node(f"train.select={c}"),
     "config.node.TrainConfig.optimizer": lambda c, **_: _node(f"train.optimizer={c}"),
+    "config.node.TrainConfig.nan_guard": lambda c, **_: _node(f"train.nan_guard={c}"),
+    "config.rec.RecTrainConfig.nan_guard": lambda c, **_: _rec(f"train.nan_guard={c}"),
     "config.node.TrainConfig.weight_decay_on": lambda c, **_: _node(f"train.weight_decay_on={c}"),
     "config.node.TrainConfig.stop_on": lambda c, **_: _node(f"train.stop_on={c}"),
     "config.trainer.HopSamplingConfig.distribution": lambda c, **_: _rec("train.hop_sampling.enabled=true",

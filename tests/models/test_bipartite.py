@@ -126,7 +126,7 @@ def test_softmax_loss_is_cross_entropy_over_the_positive_and_its_negatives():
     assert torch.allclose(pair_loss("softmax", pos, neg, temperature=0.2), expected, atol=1e-6)
     # one negative at temperature 1 is BPR: -log(e^p / (e^p + e^n)) = -log sigmoid(p - n)
     assert torch.allclose(pair_loss("softmax", pos, neg[:, :1]), pair_loss("bpr", pos, neg[:, :1]), atol=1e-6)
-    with pytest.raises(ValueError, match="bpr, bce or softmax"):
+    with pytest.raises(ValueError, match="bpr, bce, softmax or margin"):
         pair_loss("hinge", pos, neg)
 
 
