@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from graphrec.config.rec import RecDataConfig
-from graphrec.data.catalog import get_dataset, is_dataset, rec_dataset_names
+from graphrec.data.catalog import ad_dataset_names, get_dataset, is_dataset, rec_dataset_names
 from graphrec.data.root import cache_dir
 from graphrec.data.splits import (
     EdgeSplit,
@@ -253,18 +253,20 @@ def _features(node_store) -> Features | None:
 
 # ---------------------------------------------------------------------------- named datasets
 def dataset_store(name: str) -> Path:
-    """A graph store holding the public recommendation dataset ``name``, ingested once into the cache.
+    """A graph store holding the recommendation or ad dataset ``name``, ingested once into the cache
+    (``<cache>/stores/<name>``; ``ads-synth`` is generated first, see :func:`dataset_truth`).
 
     Raises:
-        ValueError: ``name`` is not a recommendation dataset of the catalog.
+        ValueError: ``name`` is not a recommendation or ad dataset of the catalog.
         DatasetNotAvailableError: its files are missing and cannot be downloaded.
     """
     from graphrec.store import GraphStore
 
     info = get_dataset(name)
     if info.ingest is None:
-        raise ValueError(f"{info.name!r} is a {info.task} dataset, not a recommendation one; "
-                         f"recommendation datasets: {', '.join(rec_dataset_names())}")  # fmt: skip
+        raise ValueError(f"{info.name!r} is a {info.task} dataset, not a recommendation or ad one; "
+                         f"recommendation datasets: {', '.join(rec_dataset_names())}; "
+                         f"ad datasets: {', '.join(ad_dataset_names())}")  # fmt: skip
     root = Path(cache_dir()) / "stores" / info.name.lower()
     if GraphStore.exists(root) and GraphStore(root).version >= 1:
         return root
@@ -274,6 +276,25 @@ def dataset_store(name: str) -> Path:
         if not (GraphStore.exists(root) and GraphStore(root).version >= 1):
             info.ingest(root)
     return root
+
+
+def dataset_truth(name: str) -> Path:
+    """The ground truth (``truth.npz``) of a synthetic dataset, the one :func:`dataset_store` ingests.
+
+    ``ads-synth``: read it with :func:`graphrec.store.synth_ads.load_truth`; its
+    :func:`~graphrec.store.synth_ads.true_ctr` takes the store's external user and ad ids.
+    The log is generated into the cache on first use.
+
+    Raises:
+        ValueError: ``name`` has no ground truth (only the synthetic datasets have one).
+    """
+    from graphrec.data.catalog import ads_synth_dir
+    from graphrec.store.synth_ads import TRUTH_FILE
+
+    info = get_dataset(name)
+    if info.name != "ads-synth":
+        raise ValueError(f"{info.name!r} has no ground truth; the synthetic dataset with one is ads-synth")
+    return ads_synth_dir() / TRUTH_FILE
 
 
 def load_interactions(dataset: str | os.PathLike, cfg: RecDataConfig | None = None) -> Interactions:

@@ -21,12 +21,22 @@ files, ``item`` targets, no ratings):
   items; across users the common clock means nothing (every user starts at the same
   instant), so a global time cut of these stores is meaningless.
 
+Ad logs (``impression`` and ``click`` events on ``ad`` targets):
+
+* ``ml-100k-ads``, a proxy: MovieLens-100k's movies stand in for ads, every rating is an
+  impression and a rating of 4 or 5 also a click; the first genre is the top level of the ad
+  hierarchy (:func:`ml_100k_ads_sources`).
+* ``criteo`` and ``avazu``: the Criteo and Avazu Kaggle CTR formats (:func:`criteo_sources`,
+  :func:`avazu_sources`). The local copies are samples of 100-1,000 rows: a format test, too
+  small to benchmark anything.
+
 :data:`ADAPTERS` names each adapter as ``graphrec store ingest --source`` and the nightly
 pipeline's ``source.kind`` do (the catalog's names, ``movielens-100k`` for MovieLens-100k).
 """
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -410,6 +420,219 @@ def sequence_sources(path: str | os.PathLike) -> list[Any]:
     ]
 
 
+# ---------------------------------------------------------------------------- ad proxies and CTR samples
+#: MovieLens-100k as ads: a rating at least this high is also a click.
+CLICK_RATING = 4
+#: The k-th record of a CTR file without times (Criteo) is at ``CTR_TIME + k`` seconds (k = 0, 1, ...).
+CTR_TIME = TRAIN_TIME
+CRITEO_NUMERIC = tuple(f"i{k}" for k in range(1, 14))
+CRITEO_CATEGORICAL = tuple(f"c{k}" for k in range(1, 27))
+CRITEO_COLUMNS = ("label", *CRITEO_NUMERIC, *CRITEO_CATEGORICAL)
+#: Avazu's device id of devices without one; such a device's user is ``device_ip-device_model``.
+AVAZU_NO_DEVICE = "a99f214a"
+AVAZU_CONTEXT = (
+    "impression_id", "c1", "banner_pos", "site_id", "site_domain", "site_category", "app_id", "app_domain",
+    "app_category", "device_id", "device_ip", "device_model", "device_type", "device_conn_type",
+    *(f"c{k}" for k in range(15, 22)),
+)  # fmt: skip
+_AVAZU_HEADER = ("id", "click", "hour", "c1", "banner_pos", "site_id", "site_domain", "site_category", "app_id",
+                 "app_domain", "app_category", "device_id", "device_ip", "device_model", "device_type",
+                 "device_conn_type", *(f"c{k}" for k in range(14, 22)))  # fmt: skip
+_ML_USER = NodeAttributes(
+    id_column="user_id",
+    columns={"age": "numeric", "gender": "categorical", "occupation": "categorical", "zip_code": "text"},
+)
+
+
+def ml_100k_ads_schema() -> LogSchema:
+    """MovieLens-100k as a user-ad proxy: integer ids, ``impression`` and ``click`` events on ``ad``.
+
+    Ad side table: ``genre`` (the first genre, in ``u.genre`` order: the top level of the
+    hierarchy), ``genres`` (every genre, ``|``-separated), the genre flags ``genre_<name>``,
+    ``title`` and ``year``. User side table: as MovieLens-100k's.
+    """
+    return LogSchema(
+        name="ml-100k-ads",
+        id_type="int",
+        timestamp_unit="s",
+        target_types=["ad"],
+        event_types=["impression", "click"],
+        attributes={
+            "user": _ML_USER,
+            "ad": NodeAttributes(
+                id_column="ad_id",
+                columns={"genre": "categorical", "genres": "text", "title": "text", "year": "numeric",
+                         **{f"genre_{g}": "numeric" for g in MOVIELENS_GENRES}},
+            ),
+        },
+    )  # fmt: skip
+
+
+def ml_100k_ads_sources(path: str | os.PathLike) -> Sources:
+    """MovieLens-100k read as ads, a proxy for an ad log (the movies stand in for ads).
+
+    Every rating of ``u.data`` is an ``impression`` of the movie (as an ``ad``, same id) at the
+    rating's time; a rating of :data:`CLICK_RATING` or more is also a ``click`` at the same
+    time. The rating itself is not kept (no ``value``): it would give the label away. The ad
+    side table comes from ``u.item`` (:func:`ml_100k_ads_schema`), the user side table from ``u.user``.
+
+    Raises:
+        SourceError: a file is missing.
+    """
+    events, attributes = movielens_100k_sources(path)
+    name, ratings = events[0]
+    base = ratings.select("timestamp", "user_id", target_type=pl.lit("ad"), target_id="target_id")
+    click = pl.col("value").cast(pl.Int64, strict=False) >= CLICK_RATING
+    impressions = base.with_columns(event_type=pl.lit("impression"))
+    clicks = base.filter(ratings.select(click).to_series()).with_columns(event_type=pl.lit("click"))
+    flags = [f"genre_{g}" for g in MOVIELENS_GENRES]
+    named = [pl.when(pl.col(f"genre_{g}") == "1").then(pl.lit(g)) for g in MOVIELENS_GENRES]  # the genre or null
+    source, items = attributes["item"][0]
+    ads = items.select(ad_id="item_id", genre=pl.coalesce(named),
+                       genres=pl.concat_list(named).list.drop_nulls().list.join("|"),
+                       title="title", year="year", **{f: f for f in flags})  # fmt: skip
+    return (
+        [(f"{name} (impressions)", impressions), (f"{name} (clicks: rating >= {CLICK_RATING})", clicks)],
+        {"user": attributes["user"], "ad": [(source, ads)]},
+    )
+
+
+def _ctr_file(path: str | os.PathLike, what: str, default: str) -> Path:
+    p = Path(path)
+    if p.is_dir():
+        p = p / default
+    if not p.is_file():
+        raise SourceError(f"{p} does not exist (expected {what})")
+    return p
+
+
+def _label_check(frame: pl.DataFrame, column: str, path: Path, first_line: int) -> None:
+    bad = ~frame[column].is_in(["0", "1"]) | frame[column].is_null()
+    if bad.any():
+        k = int(bad.arg_max())
+        raise SourceError(f"{path}, line {k + first_line}: {column} is {frame[column][k]!r}, expected 0 or 1")
+
+
+def criteo_schema() -> LogSchema:
+    """Criteo display ads: integer ids (the record number), ``impression`` and ``click`` on ``ad``;
+    the record's 13 counts (``i1`` .. ``i13``, numeric) and 26 hashed categories (``c1`` .. ``c26``,
+    categorical) in the user side table."""
+    return LogSchema(
+        name="criteo",
+        id_type="int",
+        timestamp_unit="s",
+        target_types=["ad"],
+        event_types=["impression", "click"],
+        attributes={"user": NodeAttributes(id_column="user_id", columns={
+            **dict.fromkeys(CRITEO_NUMERIC, "numeric"), **dict.fromkeys(CRITEO_CATEGORICAL, "categorical")})},
+    )  # fmt: skip
+
+
+def criteo_frame(path: str | os.PathLike) -> pl.DataFrame:
+    """The records of a Criteo file as strings (columns :data:`CRITEO_COLUMNS`, empty fields null).
+
+    Reads Kaggle's ``train.txt`` layout (tab-separated, no header, 40 fields; lines whose
+    trailing empty fields were stripped are padded) or DeepCTR's ``criteo_sample.txt`` (CSV
+    with the header ``label,I1..I13,C1..C26``); ``path`` may be the folder of a ``train.txt``.
+
+    Raises:
+        SourceError: the file is missing or unreadable, a line has more than 40 fields, the
+            header is not Criteo's, or a label is not 0 or 1 (the message names the line).
+    """
+    p = _ctr_file(path, "a Criteo file (train.txt or criteo_sample.txt)", "train.txt")
+    try:
+        text = p.read_bytes().decode("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SourceError(f"cannot read {p}: {exc}") from exc
+    lines = text.splitlines()
+    header = lines[0].strip().lower().split(",") if lines else []
+    if header and header[0] == "label":
+        if tuple(h.strip() for h in header) != CRITEO_COLUMNS:
+            raise SourceError(f"{p}: the header is not Criteo's label,I1..I13,C1..C26: {lines[0][:200]!r}")
+        frame = pl.read_csv(io.StringIO(text), infer_schema=False, quote_char=None, new_columns=list(CRITEO_COLUMNS))
+        first = 2
+    else:
+        fields = pl.DataFrame({"f": lines}, schema={"f": pl.String}).select(pl.col("f").str.split("\t"))["f"]
+        long = fields.list.len() > len(CRITEO_COLUMNS)
+        if long.any():
+            k = int(long.arg_max())
+            raise SourceError(f"{p}, line {k + 1}: {fields[k].len()} tab-separated fields, Criteo has {len(CRITEO_COLUMNS)}")
+        frame = pl.DataFrame([fields.list.get(i, null_on_oob=True).alias(c) for i, c in enumerate(CRITEO_COLUMNS)])
+        first = 1
+    frame = frame.with_columns(pl.when(pl.col(c).str.len_bytes() > 0).then(pl.col(c)).alias(c) for c in CRITEO_COLUMNS)
+    _label_check(frame, "label", p, first)
+    return frame
+
+
+def criteo_sources(path: str | os.PathLike) -> Sources:
+    """Event and side-table sources of a Criteo file (:func:`criteo_frame`).
+
+    The files carry no user, ad or time: record k (k = 1, 2, ...) is user k seeing ad k at
+    :data:`CTR_TIME` + k - 1 seconds (file order kept, clock meaningless); every record is an
+    ``impression``, a record labelled 1 also a ``click`` at the same time. Its fields go to the
+    user side table (:func:`criteo_schema`).
+    """
+    p = _ctr_file(path, "a Criteo file (train.txt or criteo_sample.txt)", "train.txt")
+    frame = criteo_frame(p).with_row_index("record", offset=1).with_columns(pl.col("record").cast(pl.Int64))
+    base = frame.select(timestamp=CTR_TIME + pl.col("record") - 1, user_id="record", target_type=pl.lit("ad"),
+                        target_id="record")  # fmt: skip
+    clicks = base.filter(frame["label"] == "1")
+    users = frame.select(pl.col("record").alias("user_id"), *CRITEO_NUMERIC, *CRITEO_CATEGORICAL)
+    return (
+        [(f"{p} (impressions)", base.with_columns(event_type=pl.lit("impression"))),
+         (f"{p} (clicks)", clicks.with_columns(event_type=pl.lit("click")))],
+        {"user": [(str(p), users)]},
+    )  # fmt: skip
+
+
+def avazu_schema() -> LogSchema:
+    """Avazu mobile ads: string ids, ``impression`` and ``click`` on ``ad``, the record's fields as
+    string context columns (:data:`AVAZU_CONTEXT`)."""
+    return LogSchema(
+        name="avazu",
+        id_type="string",
+        timestamp_unit="s",
+        target_types=["ad"],
+        event_types=["impression", "click"],
+        context=dict.fromkeys(AVAZU_CONTEXT, "string"),
+    )
+
+
+def avazu_sources(path: str | os.PathLike) -> list[Any]:
+    """Event sources of an Avazu CTR file (CSV with Kaggle's header ``id,click,hour,C1,...,C21``).
+
+    Avazu names neither users nor ads. The user is the ``device_id``, or ``device_ip-device_model``
+    for devices without one (:data:`AVAZU_NO_DEVICE`), the usual proxy; the ad is ``C14``, an
+    anonymised ad-side field used as an ad proxy. ``hour`` (YYMMDDHH, UTC) is the time. Every
+    record is an ``impression``, a record with ``click`` 1 also a ``click`` at the same time; the
+    other fields (``id`` as ``impression_id``) are context columns, so no two records coincide.
+
+    Raises:
+        SourceError: the file is missing, its header is not Avazu's, or a click or hour is malformed.
+    """
+    p = _ctr_file(path, "an Avazu CSV file (avazu_sample.txt or Kaggle's train)", "avazu_sample.txt")
+    try:
+        frame = pl.read_csv(p, infer_schema=False, quote_char=None)
+    except (OSError, pl.exceptions.PolarsError) as exc:
+        raise SourceError(f"cannot read {p}: {exc}") from exc
+    frame = frame.rename({c: c.strip().lower() for c in frame.columns})
+    if tuple(frame.columns) != _AVAZU_HEADER:
+        raise SourceError(f"{p}: the header is not Avazu's id,click,hour,C1,...,C21: {','.join(frame.columns)[:200]}")
+    _label_check(frame, "click", p, 2)
+    time = (pl.col("hour") + "00").str.to_datetime("%y%m%d%H%M", time_zone="UTC", strict=False)
+    bad = frame.select(time.is_null()).to_series()
+    if bad.any():
+        k = int(bad.arg_max())
+        raise SourceError(f"{p}, line {k + 2}: hour {frame['hour'][k]!r} is not YYMMDDHH")
+    user = pl.when(pl.col("device_id") == AVAZU_NO_DEVICE).then(
+        pl.concat_str("device_ip", pl.lit("-"), "device_model")).otherwise("device_id")  # fmt: skip
+    base = frame.select(time.alias("timestamp"), user.alias("user_id"), pl.lit("ad").alias("target_type"),
+                        pl.col("c14").alias("target_id"), pl.col("id").alias("impression_id"), *AVAZU_CONTEXT[1:])  # fmt: skip
+    clicks = base.filter(frame["click"] == "1")
+    return [(f"{p} (impressions)", base.with_columns(event_type=pl.lit("impression"))),
+            (f"{p} (clicks)", clicks.with_columns(event_type=pl.lit("click")))]  # fmt: skip
+
+
 # ---------------------------------------------------------------------------- by name
 Sources = tuple[list[Any], dict[str, list[Any]]]  # (event sources, attribute sources by node type)
 
@@ -461,4 +684,10 @@ ADAPTERS: dict[str, Adapter] = {
                      f"the S3-Rec sequence file ({stem}.txt)", f"{name} (S3-Rec sequences)")
        for name, stem in (("beauty", "Beauty"), ("sports", "Sports_and_Outdoors"), ("toys", "Toys_and_Games"),
                           ("yelp", "Yelp"))},
+    "ml-100k-ads": Adapter(ml_100k_ads_schema, ml_100k_ads_sources, "the ml-100k folder (u.data, u.item, u.user)",
+                           "MovieLens-100k as a user-ad proxy (impressions; rating >= 4 clicks)"),
+    "criteo": Adapter(criteo_schema, criteo_sources, "a Criteo file: Kaggle's train.txt (tab-separated) or its "
+                      "folder, or DeepCTR's criteo_sample.txt (CSV)", "Criteo display ads (CTR sample)"),
+    "avazu": Adapter(avazu_schema, _events_only(avazu_sources), "an Avazu CSV file (id,click,hour,C1,...,C21)",
+                     "Avazu mobile ads (CTR sample)"),
 }  # fmt: skip

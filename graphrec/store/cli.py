@@ -67,6 +67,9 @@ class SourceKind(StrEnum):
     sports = "sports"
     toys = "toys"
     yelp = "yelp"
+    ml_100k_ads = "ml-100k-ads"
+    criteo = "criteo"
+    avazu = "avazu"
 
 
 class Categorical(StrEnum):
@@ -169,10 +172,12 @@ def ingest(
 ) -> None:
     """Ingest logs, commit a new version, and print read = accepted + quarantined + duplicates.
 
-    A dataset --source (movielens-100k, gowalla, ml-1m, amazon-cd, beauty, sports, toys, yelp)
-    writes its adapter's events: MovieLens-100k's ratings at their own times, the published
+    A dataset --source (movielens-100k, gowalla, ml-1m, amazon-cd, beauty, sports, toys, yelp, ml-100k-ads,
+    criteo, avazu) writes its adapter's events: MovieLens-100k's ratings at their own times, the published
     splits' (gowalla, ml-1m, amazon-cd) train pairs on 2000-01-01 and test pairs on 2000-01-02,
-    a sequence's k-th item at 2000-01-01 + k seconds."""
+    a sequence's k-th item at 2000-01-01 + k seconds; ml-100k-ads (a proxy: movies as ads) an impression
+    per rating and a click per rating >= 4; criteo and avazu (CTR files) an impression per record and a
+    click per positive record."""
     from graphrec.store import LogSchema
     from graphrec.store import ingest as do_ingest
 
@@ -471,3 +476,57 @@ def synth(
         f"in {len(report.files)} files to {escape(str(out))}; users {report.users:,}, items {report.items:,}, "
         f"ads {report.ads:,}; schema: {escape(str(out / 'schema.yaml'))}"
     )
+
+
+@store_app.command("synth-ads")
+@_errors
+def synth_ads_cmd(
+    out: Annotated[Path, typer.Argument(help="Output folder.")],
+    users: Annotated[int, typer.Option(help="Users.")] = 3000,
+    items: Annotated[int, typer.Option(help="Items.")] = 600,
+    advertisers: Annotated[int, typer.Option(help="Advertisers (top level of the ad tree).")] = 6,
+    campaigns: Annotated[int, typer.Option(help="Campaigns per advertiser.")] = 4,
+    creatives: Annotated[int, typer.Option(help="Creatives (ads) per campaign.")] = 4,
+    days: Annotated[int, typer.Option(help="Days the events span.")] = 14,
+    first_day: Annotated[int, typer.Option(help="Index of the first day (to extend a log).")] = 0,
+    start: Annotated[str, typer.Option(help="Date of day 0.")] = "2024-01-01",
+    impressions_per_user: Annotated[float, typer.Option(help="Mean ad impressions per user over the days.")] = 40,
+    item_events_per_user: Annotated[float, typer.Option(help="Mean item events per user over the days.")] = 30,
+    depth_noise: Annotated[float, typer.Option(help="Spread, in tree levels, of per-pair departures from the tree "
+                                                    "distance (0: CTR follows the tree and the ad's base rate).")] = 0.5,
+    targeted_share: Annotated[float, typer.Option(help="Share of impressions shown to the user's advertiser.")] = 0.5,
+    fmt: Annotated[Format, typer.Option("--format", help="File format.")] = Format.parquet,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    into: Annotated[Path | None, typer.Option("--store", "-s", help="Also ingest the log into this store.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write a synthetic ad log with a known advertiser > campaign > creative tree and a known CTR per
+    (user, ad) pair: impressions, clicks and conversions on ads, views and purchases on items, side
+    tables and the ground truth (truth.npz; graphrec.store.synth_ads.true_ctr reads it)."""
+    from graphrec.store.synth_ads import ingest_synth_ads, synth_ads
+
+    report = synth_ads(out, users=users, items=items, advertisers=advertisers, campaigns=campaigns,
+                       creatives=creatives, days=days, first_day=first_day, start=start,
+                       impressions_per_user=impressions_per_user, item_events_per_user=item_events_per_user,
+                       depth_noise=depth_noise, targeted_share=targeted_share, format=fmt.value, seed=seed)  # fmt: skip
+    summary = report.to_dict()
+    if into is not None:
+        summary["ingest"] = ingest_synth_ads(into, out, echo=False).summary()
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+        return
+    console.print(
+        f"wrote {report.rows:,} rows ({report.impressions:,} impressions, {report.clicks:,} clicks, "
+        f"{report.conversions:,} conversions, {report.item_events:,} item events) in {len(report.files)} files to "
+        f"{escape(str(out))}; users {report.users:,}, items {report.items:,}, ads {report.ads:,} "
+        f"({report.advertisers} advertisers x {report.campaigns} campaigns x {report.creatives} creatives); "
+        f"truth: {escape(report.truth)}",
+        soft_wrap=True,
+    )
+    if into is None:
+        console.print(f"ingest: graphrec store ingest --store STORE {escape(str(out / 'events'))} --schema "
+                      f"{escape(report.schema)} -a user={escape(str(out / f'users.{fmt.value}'))} "
+                      f"-a item={escape(str(out / f'items.{fmt.value}'))} -a ad={escape(str(out / f'ads.{fmt.value}'))}",
+                      soft_wrap=True)  # fmt: skip
+    else:
+        console.print(f"ingested into {escape(str(into))}: {escape(summary['ingest'])}", soft_wrap=True)
