@@ -37,7 +37,7 @@ ANCHORS: tuple[Anchor, ...] = (
     Anchor("amazon-cd", "LightGCN", {"recall@20": 0.1404, "ndcg@20": 0.0881},
            "Sun et al. (HGCF), WWW 2021, Table 2, d = 50", "lightgcn"),
     Anchor("amazon-cd", "HGCF", {"recall@20": 0.1455, "ndcg@20": 0.0909},
-           "Sun et al. (HGCF), WWW 2021, Table 2, d = 50"),
+           "Sun et al. (HGCF), WWW 2021, Table 2, d = 50", "hgcf", loss="margin"),
     Anchor("beauty", "SASRec", {"hit@10": 0.0848, "ndcg@10": 0.0432},
            "RecBole rerun (leave-one-out, full ranking)"),
 )  # fmt: skip

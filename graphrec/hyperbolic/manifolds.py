@@ -173,7 +173,9 @@ class HyperbolicSpace(nn.Module):
         if self.kind == "poincare":
             d = smath.dist(smath.project(xd, k=-c), smath.project(yd, k=-c), k=-c)
         else:
-            d = lmath.dist(xd, yd, k=1.0 / c)
+            # geoopt's arcosh of -c <x, y>_L (lmath.dist), its argument clamped to >= 1: for far points the product
+            # cancels (x_0 y_0 and x_s . y_s are both ~e^r) and can come out above -1/c, where arcosh is NaN
+            d = lmath.arcosh((-c * lmath.inner(xd, yd)).clamp_min(1.0)) / c.sqrt()
         return d.clamp(0.0, MAX_DIST).to(dtype)
 
     def sqdist(self, x: Tensor, y: Tensor) -> Tensor:

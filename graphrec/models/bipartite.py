@@ -9,6 +9,12 @@ their sum; the backbone (any registered model: ``mf``, ``lightgcn``, ``gsm``, ``
 recommender's :class:`~graphrec.nn.score.Scorer` of their outputs (the dot product by
 default). No backbone is re-implemented here.
 
+A backbone may take its inputs on a manifold: it then declares ``input_manifold`` (an object
+with ``point_dim(d)``, ``expmap0(v)`` and ``geoopt_manifold()``, such as
+:class:`graphrec.hyperbolic.HyperbolicSpace`) and optionally ``input_init_scale``. The ID table
+then holds ``point_dim(dim)`` columns, starts at ``expmap0`` of small tangent vectors, and is a
+``geoopt.ManifoldParameter``, so ``optimizer: auto`` trains it with RiemannianAdam (HGCF).
+
 The recommender contract (RecBole's, in graph form): :meth:`BipartiteRecommender.embeddings`
 gives the ``(users, items)`` output embeddings, :meth:`BipartiteRecommender.loss` the
 training loss of a batch, and ``scorer`` ranks; training, evaluation, export and serving
@@ -19,6 +25,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+import geoopt
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -39,6 +46,28 @@ def init_embedding(weight: Tensor, init: Init, std: float = 0.1) -> None:
         nn.init.normal_(weight, std=std)
     else:
         raise ValueError(f"unknown embedding init {init!r}; choose xavier_normal, xavier_uniform or normal")
+
+
+def input_manifold(backbone: nn.Module):
+    """The ``input_manifold`` a backbone (or the model a wrapper such as HopSampling holds) declares, or None."""
+    for m in (backbone, getattr(backbone, "model", None)):
+        space = getattr(m, "input_manifold", None) if m is not None else None
+        if space is not None:
+            return space
+    return None
+
+
+def manifold_points(space, num: int, dim: int, init_scale: float | None, init: Init = "xavier_normal",
+                    init_std: float = 0.1) -> Tensor:  # fmt: skip
+    """``[num, space.point_dim(dim)]`` points ``expmap0(v)`` of tangent vectors ``v`` ``[num, dim]`` drawn from
+    ``U(-init_scale, init_scale)`` (HGCF's initialisation), or by ``init`` when ``init_scale`` is None."""
+    v = torch.empty(num, dim)
+    if init_scale is not None:
+        nn.init.uniform_(v, -init_scale, init_scale)
+    else:
+        init_embedding(v, init, init_std)
+    with torch.no_grad():
+        return space.expmap0(v)
 
 
 class NodeFeatureEncoder(nn.Module):
@@ -91,8 +120,19 @@ class BipartiteRecommender(nn.Module):
             a batch are computed.
         inputs: ``"id"``, ``"features"`` or ``"both"`` (ID embedding + projected features).
         user_features / item_features: ``(x, x_cat)`` pairs from the store (either may be None).
-        init, init_std: initialisation of the ID embeddings.
+        init, init_std: initialisation of the ID embeddings (of their tangent vectors on a manifold, unless
+            the backbone declares ``input_init_scale``).
         scorer: how two output embeddings score (default :class:`~graphrec.nn.score.DotScore`).
+
+    With a backbone that declares ``input_manifold`` (module docstring) the inputs are ID embeddings
+    only (``inputs="id"``), and :meth:`loss`'s ``reg_weight`` (an L2 penalty on Euclidean inputs) is
+    refused: regularise with the optimizer's weight decay, which RiemannianAdam applies in ambient
+    coordinates, as HGCF's Riemannian SGD does.
+
+    Raises:
+        ValueError: an unknown ``inputs``; features requested without features in the graph, or with a
+            manifold backbone; a scorer that takes points (``point_curvature``, e.g. ``lorentz_sqdist``) on a
+            backbone without a manifold, or on one of another curvature.
     """
 
     def __init__(
@@ -118,7 +158,23 @@ class BipartiteRecommender(nn.Module):
         self.needs_graph = needs_graph
         self.inputs = inputs
         self.embedding = None
-        if inputs in ("id", "both"):
+        space = input_manifold(backbone)
+        self._check_scorer(space)
+        #: the geoopt manifold of the ID table (a backbone with ``input_manifold``), else None; a submodule, so
+        #: that its curvature follows the model's device
+        self.manifold: nn.Module | None = None
+        if space is not None:
+            if inputs != "id":
+                raise ValueError(f"inputs={inputs!r}: {self._backbone_name} takes points on a manifold "
+                                 "(input_manifold), which only ID embeddings provide; use inputs: id")  # fmt: skip
+            scale = getattr(backbone, "input_init_scale", None)
+            if scale is None and hasattr(backbone, "model"):
+                scale = getattr(backbone.model, "input_init_scale", None)
+            self.manifold = space.geoopt_manifold()
+            self.embedding = nn.Embedding(num_users + num_items, space.point_dim(dim))
+            points = manifold_points(space, num_users + num_items, dim, scale, init, init_std)
+            self.embedding.weight = geoopt.ManifoldParameter(self.manifold.projx(points), manifold=self.manifold)
+        elif inputs in ("id", "both"):
             self.embedding = nn.Embedding(num_users + num_items, dim)
             init_embedding(self.embedding.weight, init, init_std)
         self.user_enc = self.item_enc = None
@@ -130,6 +186,26 @@ class BipartiteRecommender(nn.Module):
                 self.user_enc = NodeFeatureEncoder(dim, *user_features)
             if item_features is not None and any(t is not None for t in item_features):
                 self.item_enc = NodeFeatureEncoder(dim, *item_features)
+
+    @property
+    def _backbone_name(self) -> str:
+        return type(getattr(self.backbone, "model", self.backbone)).__name__  # through HopSampling
+
+    def _check_scorer(self, space) -> None:
+        want = getattr(self.scorer, "point_curvature", None)
+        if want is None:
+            return
+        name = getattr(self.scorer, "name", type(self.scorer).__name__)
+        if space is None:
+            raise ValueError(f"score {name!r} takes points on a hyperboloid, but {self._backbone_name} outputs "
+                             "Euclidean vectors: use a backbone with manifold outputs (hgcf) or score: hyperbolic, "
+                             "which maps Euclidean vectors with expmap0")  # fmt: skip
+        c = getattr(space, "c", None)
+        have = None if c is None else float(torch.as_tensor(c).detach())
+        if have is not None and abs(have - want) > 1e-6 * max(have, want):
+            raise ValueError(f"score {name!r} expects points of curvature -{want:g} (train.score_params.curvature), "
+                             f"but {self._backbone_name}'s points have curvature -{have:g} (model.curvature): "
+                             "set them equal")  # fmt: skip
 
     @property
     def num_nodes(self) -> int:
@@ -206,6 +282,10 @@ class BipartiteRecommender(nn.Module):
             temperature: the softmax loss's temperature.
             margin: the margin loss's margin.
         """
+        if reg_weight > 0 and self.manifold is not None:
+            raise ValueError(f"reg_weight={reg_weight} (train.reg_weight) is an L2 penalty on Euclidean inputs; "
+                             f"{self._backbone_name}'s inputs are points on a manifold: set it to 0 and use "
+                             "train.weight_decay (RiemannianAdam applies it in ambient coordinates, as HGCF does)")  # fmt: skip
         B = users.numel()
         # one gather: its backward scatters into one zero [n, d] gradient instead of three
         ids = torch.cat([users, pos, neg.reshape(-1)])
@@ -268,7 +348,7 @@ def pair_loss(kind: str, pos: Tensor, neg: Tensor, temperature: float = 1.0, mar
     Loss for Item Recommendation", TOIS 2023, eq. 3). Negatives are sampled uniformly with no
     log-q correction, as there;
     ``margin``: :math:`\\max(0, m - s^+ + s^-)`, mean over (positive, negative) pairs; with the negative squared
-    Lorentz distance as the score it is HGCF's margin ranking loss (Sun et al., WWW 2021, eq. 9).
+    geodesic distance as the score it is HGCF's margin ranking loss (Sun et al., WWW 2021).
     """
     if kind == "softmax":
         logits = torch.cat([pos.view(-1, 1), neg], dim=1) / temperature

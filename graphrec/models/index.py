@@ -54,6 +54,9 @@ INDEX: dict[str, ModelInfo] = {i.name: i for i in (
               "mean of K linear propagation layers of ID embeddings (He et al., 2020)", task="rec", supports_steps=True),
     ModelInfo("xsimgcl", "graphrec.models.xsimgcl", P.XSimGCLParams,
               "LightGCN with noise and cross-layer contrastive loss (Yu et al., 2023)", task="rec"),
+    ModelInfo("hgcf", "graphrec.hyperbolic.hgcf", P.HGCFParams,
+              "hyperbolic GCN: ID embeddings on the hyperboloid, skip-summed tangent aggregation (Sun et al., 2021)",
+              task="rec", supports_steps=True, riemannian=True),
 )}  # fmt: skip
 
 

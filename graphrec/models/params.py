@@ -87,6 +87,15 @@ class MFParams(ModelParams):
     pass
 
 
+class HGCFParams(ModelParams):
+    K: int = Field(3, ge=1, description=(
+        "propagation steps in the tangent space; the output sums steps 1..K (HGCF's num_layers = K + 1: its "
+        "Amazon-CD setting, 4 layers, is K = 3)"))
+    curvature: float = Field(1.0, gt=0, description="c: the hyperboloid of the embeddings has curvature -c (HGCF: 1)")
+    init_scale: float = Field(0.1, gt=0, description=(
+        "ID embeddings start at expmap0 of tangent vectors drawn from U(-init_scale, init_scale) (HGCF: 0.1)"))
+
+
 class XSimGCLParams(ModelParams):
     K: int = Field(2, ge=1, description="propagation layers; the output is the mean of layers 1..K")
     eps: float = Field(0.2, ge=0, description="L2 norm of the noise added to every row after each layer (training only)")

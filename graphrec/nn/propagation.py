@@ -32,6 +32,21 @@ def random_walk_weights(edge_index: Tensor, num_nodes: int, edge_weight: Tensor 
     return edge_index, edge_weight / deg[edge_index[0]]
 
 
+def row_weights(edge_index: Tensor, num_nodes: int, edge_weight: Tensor | None = None):
+    r"""HGCN's and HGCF's row-normalised :math:`\tilde D^{-1} \tilde A` with :math:`\tilde A = A + I`: every node
+    takes the mean of itself and its neighbours.
+
+    In PyG's source-to-target convention the message j -> i carries :math:`\tilde A_{ij} / \tilde d_i`: each
+    edge is weighted by one over its *target* degree (self-loops added first), so every row of P sums to one.
+    """
+    edge_index, edge_weight = add_remaining_self_loops(edge_index, edge_weight, 1.0, num_nodes)
+    if edge_weight is None:
+        edge_weight = torch.ones(edge_index.size(1), device=edge_index.device)
+    deg = torch.zeros(num_nodes, dtype=edge_weight.dtype, device=edge_weight.device)
+    deg.index_add_(0, edge_index[1], edge_weight)
+    return edge_index, edge_weight / deg[edge_index[1]]
+
+
 def symmetric_weights(edge_index: Tensor, num_nodes: int, edge_weight: Tensor | None = None):
     r"""GCN's :math:`D^{-1/2} (A + I) D^{-1/2}` (PyG's ``gcn_norm``)."""
     return gcn_norm(edge_index, edge_weight, num_nodes, add_self_loops=True)
@@ -44,6 +59,7 @@ def symmetric_weights_no_loops(edge_index: Tensor, num_nodes: int, edge_weight: 
 
 NORMALIZATIONS = {
     "random_walk": random_walk_weights,
+    "row": row_weights,
     "symmetric": symmetric_weights,
     "symmetric_no_loops": symmetric_weights_no_loops,
 }
@@ -108,8 +124,9 @@ class Propagation(nn.Module):
     """Normalised adjacency as a cached CSR operator: ``prop(h, edge_index)`` returns ``P h``.
 
     Args:
-        normalization: ``"random_walk"`` (GESM/GSM: Ã D⁻¹) or ``"symmetric"`` (GCN, SGC,
-            APPNP, LightGCN: D^-½ Ã D^-½).
+        normalization: ``"random_walk"`` (GESM/GSM: Ã D⁻¹), ``"symmetric"`` (GCN, SGC,
+            APPNP: D^-½ Ã D^-½), ``"symmetric_no_loops"`` (LightGCN: D^-½ A D^-½) or ``"row"``
+            (HGCN/HGCF: D̃⁻¹ Ã, the mean over the neighbours and the node itself).
     """
 
     def __init__(self, normalization: str = "symmetric"):
