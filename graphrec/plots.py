@@ -1,5 +1,6 @@
-"""Figures: accuracy against depth, the nightly replay. Drawing only; the runs that produce the
-points live in :mod:`graphrec.bench` and :mod:`graphrec.pipeline`."""
+"""Figures: accuracy against depth, the nightly replay, training curves, hyperbolic embeddings on the
+Poincaré disk. Drawing only (NumPy arrays and result rows in, PNG out); the runs that produce the
+points live in :mod:`graphrec.bench`, :mod:`graphrec.pipeline` and :mod:`graphrec.hyperbolic`."""
 
 from __future__ import annotations
 
@@ -11,11 +12,12 @@ from typing import Any
 from graphrec.utils.io import atomic_open
 
 
-def _save(fig, path: str | Path, dpi: int | None = None) -> Path:
-    """Lay out, write to a PNG atomically (a reader never sees half a file), close."""
+def _save(fig, path: str | Path, dpi: int | None = None, layout: bool = True) -> Path:
+    """Lay out (unless the caller did), write to a PNG atomically (a reader never sees half a file), close."""
     import matplotlib.pyplot as plt
 
-    fig.tight_layout()
+    if layout:
+        fig.tight_layout()
     path = Path(path)
     with atomic_open(path, "wb") as fh:
         fig.savefig(fh, format="png", **({"dpi": dpi} if dpi else {}))
@@ -160,3 +162,93 @@ def plot_time_to_accuracy(rows: list[dict[str, Any]], path: str | Path, metric: 
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     return _save(fig, path)
+
+
+#: Hyperbolic distances from the centre drawn as dashed circles on the Poincaré disk (units of 1/sqrt(c)).
+DISK_RINGS: tuple[float, ...] = (1.0, 2.0, 4.0)
+
+
+def plot_poincare(users: Any, items: Any, origins: Any, clusters: Any, curvatures: Any, path: str | Path,
+                  weights: Any = None, title: str | None = None, target: str = "item",
+                  weight_label: str = "w") -> Path:  # fmt: skip
+    r"""Users and items of a 2-D hyperbolic model on the unit Poincaré disk, one panel per manifold, to a PNG.
+
+    Args:
+        users: ``[M, U, 2]`` user coordinates in each manifold's unit disk (the ball of radius
+            :math:`1/\sqrt{c_m}` scaled by :math:`\sqrt{c_m}`); items: ``[M, N, 2]`` the same for the items (ads).
+        origins: ``[M, M, 2]``: ``origins[m, j]`` is where cluster origin ``j`` lands in manifold ``m``
+            (``origins[m, m]`` is the disk's centre).
+        clusters: ``[U]`` each user's cluster (colours users and origins alike).
+        curvatures: ``[M]`` :math:`c_m` (curvature :math:`-c_m`), shown in each panel's title.
+        weights: ``[M]`` aggregation weights (optional, shown as ``weight_label`` in the titles).
+        target: what the items are called in the legend (``item``, ``ad``).
+
+    Dashed circles mark the hyperbolic distances :data:`DISK_RINGS` from the centre (in units of :math:`1/\sqrt{c_m}`).
+    Matplotlib's Agg backend; the PNG is written atomically.
+
+    Raises:
+        ValueError: arrays whose shapes do not match.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    users, items, origins = np.asarray(users, float), np.asarray(items, float), np.asarray(origins, float)
+    clusters, curvatures = np.asarray(clusters, int), np.asarray(curvatures, float)
+    M = curvatures.shape[0]
+    if users.ndim != 3 or users.shape[0] != M or users.shape[2] != 2 or items.ndim != 3 or items.shape[0] != M \
+            or items.shape[2] != 2 or origins.shape != (M, M, 2) or clusters.shape != (users.shape[1],):
+        raise ValueError(f"plot_poincare takes users [M, U, 2], items [M, N, 2], origins [M, M, 2], clusters [U] and "
+                         f"curvatures [M]; got {users.shape}, {items.shape}, {origins.shape}, {clusters.shape} and "
+                         f"{curvatures.shape}")  # fmt: skip
+    cols = min(M, 4)
+    rows = -(-M // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(max(4.2 * cols, 7.5), 4.5 * rows + 0.8), dpi=120, squeeze=False)
+    palette = plt.get_cmap("tab10" if M <= 10 else "tab20")
+    theta = np.linspace(0, 2 * np.pi, 400)
+    for m, ax in enumerate(axes.flat):
+        if m >= M:
+            ax.axis("off")
+            continue
+        ax.fill(np.cos(theta), np.sin(theta), color="#f4f4f4", zorder=0)
+        ax.plot(np.cos(theta), np.sin(theta), color="black", lw=1, zorder=1)
+        for rho in DISK_RINGS:  # a hyperbolic distance rho from the centre is Euclidean radius tanh(rho / 2)
+            r = np.tanh(rho / 2)
+            ax.plot(r * np.cos(theta), r * np.sin(theta), color="grey", lw=0.5, ls="--", zorder=1)
+            ax.annotate(f"{rho:g}", (r * np.cos(0.3), r * np.sin(0.3)), fontsize=7, color="dimgrey", ha="left",
+                        va="bottom", zorder=6)  # fmt: skip
+        ax.scatter(items[m, :, 0], items[m, :, 1], s=5, marker="x", lw=0.6, color="#555555", alpha=0.45, zorder=2,
+                   label=f"{target}s" if m == 0 else None)  # fmt: skip
+        ax.scatter(users[m, :, 0], users[m, :, 1], s=6, c=[palette(c % palette.N) for c in clusters], alpha=0.6,
+                   lw=0, zorder=3)  # fmt: skip
+        for j in range(M):
+            own = j == m
+            ax.scatter(*origins[m, j], s=260 if own else 120, marker="*", color=palette(j % palette.N),
+                       edgecolors="black", linewidths=1.2 if own else 0.6, zorder=5)  # fmt: skip
+            if M > 1:
+                ax.annotate(str(j), origins[m, j], textcoords="offset points", xytext=(6, 5), fontsize=8,
+                            fontweight="bold" if own else "normal", zorder=6)  # fmt: skip
+        head = f"manifold {m}: c = {curvatures[m]:.3g}" if M > 1 else f"c = {curvatures[m]:.3g}"
+        if weights is not None:
+            head += f", {weight_label} = {float(np.asarray(weights)[m]):.2f}"
+        ax.set_title(head, fontsize=10)
+        ax.set_xlim(-1.06, 1.06)
+        ax.set_ylim(-1.06, 1.06)
+        ax.set_aspect("equal")
+        ax.axis("off")
+    handles = [plt.Line2D([], [], ls="", marker="x", color="#555555", label=f"{target}s")]
+    handles += [plt.Line2D([], [], ls="", marker="o", ms=5, color=palette(j % palette.N),
+                           label=f"users of cluster {j}" if M > 1 else "users") for j in range(M)]  # fmt: skip
+    handles.append(plt.Line2D([], [], ls="", marker="*", ms=11, color="white", markeredgecolor="black",
+                              label="cluster origins (the panel's own at the centre)" if M > 1 else "origin"))  # fmt: skip
+    handles.append(plt.Line2D([], [], ls="--", lw=0.8, color="grey",
+                              label=f"distance {', '.join(f'{r:g}' for r in DISK_RINGS)} from the centre (units 1/√c)"))
+    ncol = min(len(handles), 4 if cols > 1 else 2)
+    fig.legend(handles=handles, loc="lower center", ncol=ncol, fontsize=8, frameon=False)
+    fig.suptitle(title or f"users and {target}s on the Poincaré disk" + (", one panel per manifold" if M > 1 else ""),
+                 fontsize=11)  # fmt: skip
+    legend_inches = 0.22 * -(-len(handles) // ncol) + 0.15
+    fig.tight_layout(rect=(0, legend_inches / fig.get_figheight(), 1, 1))  # room for the legend below the panels
+    return _save(fig, path, layout=False)

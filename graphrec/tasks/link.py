@@ -153,6 +153,14 @@ class LinkTask:
         B = u.numel()
         return model.loss(out, inv[:B], inv[B : 2 * B], inv[2 * B :].view(B, -1), n_id=n_id, **opts), B
 
+    def start_epoch(self, model: nn.Module, epoch: int) -> None:
+        """Before training epoch ``epoch``: a scorer with an ``on_epoch_start(epoch, user_embeddings)`` hook
+        (the multi-manifold scorer refits its cluster origins on its schedule) gets it, with a callable that
+        computes the users' output embeddings on the training graph only when the hook needs them."""
+        hook = getattr(getattr(model, "scorer", None), "on_epoch_start", None)
+        if hook is not None:
+            hook(epoch, lambda: model.embeddings(self.graph)[0])
+
     def has_part(self, part: Part) -> bool:
         return getattr(self.data.split, part).size(1) > 0
 
