@@ -106,8 +106,9 @@ def models_cmd() -> None:
 @app.command("config")
 def config_cmd(
     model: Annotated[str, typer.Argument(help="a registered model (graphrec models)")],
-    task: Annotated[str | None, typer.Option(help="node (node classification) or rec (recommendation); default: the "
-                                                  "task the model's settings are tuned for (graphrec models)")] = None,
+    task: Annotated[str | None, typer.Option(help="node (node classification), rec (recommendation) or ads (ad "
+                                                  "targeting); default: the task the model's settings are tuned for "
+                                                  "(graphrec models)")] = None,
     dataset: Annotated[str | None, typer.Option(help="a dataset of graphrec datasets: adds the preset's section for it")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="override a key, e.g. train.lr=0.01")] = None,
     config: Annotated[str | None, typer.Option(help="YAML file layered over the preset")] = None,
@@ -115,11 +116,11 @@ def config_cmd(
     """Print the resolved configuration of MODEL for --task (on --dataset) as YAML."""
     import yaml
 
-    from graphrec.config import ConfigError, resolve_config, resolve_rec_config
+    from graphrec.config import ConfigError, resolve_ads_config, resolve_config, resolve_rec_config
     from graphrec.data.catalog import DATASETS, is_dataset
     from graphrec.models.index import UnknownModelError, model_info
 
-    resolvers = {"node": resolve_config, "rec": resolve_rec_config}
+    resolvers = {"node": resolve_config, "rec": resolve_rec_config, "ads": resolve_ads_config}
     header = ""
     if task is None:
         try:
@@ -128,7 +129,7 @@ def config_cmd(
             fail(str(exc))
         header = f"# {task} config of {model} (--task {'node' if task == 'rec' else 'rec'} for the other)\n"
     if task not in resolvers:
-        fail(f"--task must be node or rec, got {task!r}")
+        fail(f"--task must be node, rec or ads, got {task!r}")
     if dataset is not None and not is_dataset(dataset):
         fail(f"unknown dataset {dataset!r}; known: {', '.join(DATASETS)}")
     try:

@@ -1,4 +1,4 @@
-"""Benchmarks on public data: node classification (:mod:`.nodes`), recommendation (:mod:`.rec`),
+"""Benchmarks on public data: node classification (:mod:`.nodes`), recommendation (:mod:`.rec`), ad targeting (:mod:`.ads`),
 accuracy against depth (:mod:`.depth`), and what every run writes (:mod:`.report`).
 
 ``graphrec.bench.build_backbone`` is the model factory's old home (before 0.2), kept for one
@@ -17,6 +17,7 @@ _EXPORTS = {
     "parse_models": ".rec",
     "run_rec_benchmark": ".rec",
     "summarize": ".rec",
+    "run_ads_benchmark": ".ads",
     "DepthPoint": ".depth",
     "depth_study": ".depth",
     "environment": ".report",

@@ -1,4 +1,4 @@
-"""``graphrec bench nodes | rec`` and ``graphrec plot depth``: benchmarks on public data from the command line.
+"""``graphrec bench nodes | rec | ads`` and ``graphrec plot depth``: benchmarks on public data from the command line.
 
 Heavy imports happen inside the commands, so ``graphrec --help`` stays fast.
 """
@@ -157,6 +157,76 @@ def bench_rec(
         err.print(f"exported models under {export}/")
 
 
+@bench_app.command("ads")
+def bench_ads(
+    dataset: Annotated[str, typer.Option(help="an ad dataset (ads-synth, ml-100k-ads; graphrec datasets), or a graph "
+                                              "store folder with ad events")] = "ads-synth",
+    models: Annotated[str, typer.Option(help="comma-separated scorer rows: dot (Euclidean inner product), distance "
+                                             "(Euclidean -||u-a||^2), hyperbolic (-d on the hyperboloid, learnable "
+                                             "curvature), multi (multi-manifold); a hyperbolic row always gets a dot "
+                                             "row beside it")] = "dot,distance,hyperbolic,multi",
+    dims: Annotated[str, typer.Option(help="comma-separated embedding dimensions")] = "2,4,8,16",
+    seeds: Seeds = 5,
+    seed_start: SeedStart = 0,
+    backbone: Annotated[str, typer.Option(help="the backbone of every row (graphrec models)")] = "lightgcn",
+    json_path: JsonOut = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="override a config key of every row, e.g. "
+                                                      "train.epochs=50, or a scorer option of one row: "
+                                                      "multi.num_manifolds=8, hyperbolic.kind=poincare")] = None,
+    config: ConfigOpt = None,
+    truth: Annotated[str | None, typer.Option(help="ground truth (truth.npz) of a synthetic log for the CTR-recovery "
+                                                   "column; default: the dataset's own (ads-synth), or STORE/truth.npz")] = None,
+    export: Annotated[str | None, typer.Option(help="export the first seed's model of each row to EXPORT/<row>-d<dim>")] = None,
+    threads: Threads = None,
+    quiet: Quiet = False,
+) -> None:
+    """Ad targeting: test AUC, log loss, ECE, HR@10 and NDCG@10 per scorer and dimension, mean ± std over seeds.
+
+    On a synthetic log with a ground truth (ads-synth) also the NDCG@10 of each user's ranking of all ads against the
+    true click-through rate; the scorers' learned curvatures and manifold weights; seconds per epoch and epochs.
+    """
+    _threads(threads)
+    from graphrec.bench.ads import (
+        SCORER_ROWS,
+        check_rows,
+        dataset_key,
+        parse_scorers,
+        results_table,
+        run_ads_benchmark,
+        summarize,
+        write_results,
+    )
+    from graphrec.config import ConfigError
+    from graphrec.data import DatasetNotAvailableError
+    from graphrec.models import UnknownModelError
+    from graphrec.store import StoreError
+
+    overrides = list(set_ or [])
+    try:
+        rows = parse_scorers(split_list(models))
+        ds = [int(d) for d in split_list(dims)]
+        if not rows or not ds or min(ds) < 1:
+            fail("give at least one scorer row (--models) and positive dimensions (--dims)")
+        named = {o.split("=", 1)[0].split(".", 1)[0] for o in overrides} & set(SCORER_ROWS)
+        if named - set(rows):
+            fail(f"--set names the row(s) {sorted(named - set(rows))}, which are not among --models ({', '.join(rows)})")
+        check_rows(rows, ds, backbone, dataset_key(dataset), overrides, config)  # fail fast, before any training
+    except (ConfigError, UnknownModelError, ValueError) as exc:
+        fail(str(exc))
+    try:
+        runs = run_ads_benchmark(dataset, rows, ds, seeds, seed_start, backbone, overrides, config, truth, export,
+                                 console=err, show_progress=not quiet)  # fmt: skip
+    except (ValueError, FileNotFoundError, DatasetNotAvailableError, StoreError) as exc:
+        fail(str(exc))
+    results = summarize(runs)
+    out.print(results_table(results))
+    if json_path:
+        write_results(json_path, results, command=_command())
+        err.print(f"wrote {json_path}")
+    if export:
+        err.print(f"exported models under {export}/")
+
+
 @plot_app.command("depth")
 def plot_depth_cmd(
     dataset: Annotated[str, typer.Option()] = "Cora",
@@ -217,4 +287,51 @@ def plot_time_to_accuracy_cmd(
         plot_time_to_accuracy(rows, out_png, metric)
     except ValueError as exc:
         fail(str(exc))
+    err.print(f"wrote {out_png}")
+
+
+@plot_app.command("poincare")
+def plot_poincare_cmd(
+    model_dir: Annotated[Path, typer.Argument(help="a model folder written by graphrec train (task rec), or an artifact registry")],
+    out_png: Annotated[str, typer.Option("--out", help="PNG path")] = "poincare.png",
+    max_points: Annotated[int, typer.Option(min=1, help="users and items drawn at most, each (a seeded sample)")] = 5000,
+) -> None:
+    """Users and items of a 2-D hyperbolic model on the Poincaré disk: one panel per manifold (train.score
+    multi_manifold; a single panel for hyperbolic or lorentz_sqdist), each with its learned curvature."""
+    import numpy as np
+    import torch
+
+    from graphrec.artifacts import ArtifactNotFoundError
+    from graphrec.hyperbolic.multi import disk_panels
+    from graphrec.plots import plot_poincare
+    from graphrec.serving.format import ModelFolder, resolve_model_dir
+
+    try:
+        folder = ModelFolder(resolve_model_dir(model_dir))
+        scorer = folder.scorer.get("name")
+        if scorer not in ("multi_manifold", "hyperbolic", "lorentz_sqdist"):
+            fail(f"{model_dir} is scored with {scorer!r}, not a hyperbolic scorer: the Poincaré disk shows models "
+                 "trained with train.score=multi_manifold (or hyperbolic, lorentz_sqdist)")  # fmt: skip
+        dim = folder.card.get("dim")
+        if dim != (3 if scorer == "lorentz_sqdist" else 2):
+            fail(f"{model_dir} holds {dim}-dimensional embeddings; the Poincaré disk shows 2-D models "
+                 "(train with --set train.embedding_dim=2)")  # fmt: skip
+        rng = np.random.default_rng(0)
+
+        def sample(a: np.ndarray) -> torch.Tensor:
+            keep = np.sort(rng.choice(a.shape[0], max_points, replace=False)) if a.shape[0] > max_points else slice(None)
+            return torch.from_numpy(a[keep])
+
+        users, items = sample(folder.embeddings("user")), sample(folder.embeddings(folder.target))
+        panels = disk_panels(folder.load_scorer(), users, items)
+    except (FileNotFoundError, ValueError, ArtifactNotFoundError) as exc:
+        fail(str(exc))
+    spec, card = folder.scorer, folder.card
+    what = (f"{spec['num_manifolds']} {spec['kind']} manifolds, aggregation {spec['aggregation']}"
+            if scorer == "multi_manifold" else f"score {scorer}")  # fmt: skip
+    data = (card.get("data") or {}).get("name") or (card.get("data") or {}).get("dataset") or ""
+    title = f"{card.get('model') or 'model'}{' on ' + str(data) if data else ''}: {what}"
+    plot_poincare(panels["users"], panels["items"], panels["origins"], panels["clusters"], panels["curvatures"],
+                  out_png, weights=panels["weights"], title=title, target=folder.target,
+                  weight_label="mean membership" if spec.get("aggregation") == "membership" else "w")  # fmt: skip
     err.print(f"wrote {out_png}")

@@ -5,8 +5,17 @@
 50
 >>> resolve_rec_config("lightgcn", "ml-100k", ["train.lr=0.01"]).train.lr   # doctest: +SKIP
 0.01
+>>> resolve_ads_config("lightgcn", "ads-synth", ["train.score=hyperbolic"]).train.score  # doctest: +SKIP
+'hyperbolic'
 """
 
+from graphrec.config.ads import (
+    AdsConfig,
+    AdsDataConfig,
+    AdsEvalConfig,
+    AdsTrainConfig,
+    resolve_ads_config,
+)
 from graphrec.config.base import (
     ConfigError,
     Layers,
@@ -36,6 +45,10 @@ from graphrec.config.rec import (
 from graphrec.config.trainer import HopSamplingConfig, TrainerConfig
 
 __all__ = [
+    "AdsConfig",
+    "AdsDataConfig",
+    "AdsEvalConfig",
+    "AdsTrainConfig",
     "ConfigError",
     "DataConfig",
     "ExperimentConfig",
@@ -53,6 +66,7 @@ __all__ = [
     "deep_merge",
     "parse_override",
     "preset",
+    "resolve_ads_config",
     "read_yaml_mapping",
     "resolve_config",
     "resolve_rec_config",

@@ -1,7 +1,8 @@
 """Presets: the built-in YAML of each model per task, and the resolution of a task config.
 
 ``presets/node/<model>.yaml`` holds a backbone's node-classification hyperparameters (from
-its paper), ``presets/rec/<model>.yaml`` its recommendation settings. Each may have a
+its paper), ``presets/rec/<model>.yaml`` its recommendation settings, ``presets/ads/<model>.yaml``
+its ad-targeting settings. Each may have a
 ``datasets:`` mapping of per-dataset sections layered over it.
 """
 
@@ -18,7 +19,7 @@ from pydantic import BaseModel
 from graphrec.config.base import ConfigError, Layers, did_you_mean, validate
 from graphrec.models.index import UnknownModelError, model_info
 
-TASKS = ("node", "rec")
+TASKS = ("node", "rec", "ads")
 
 
 def preset_path(task: str, model: str):

@@ -1,4 +1,5 @@
-"""Metrics: ranking metrics of recommendation (:mod:`.ranking`) and micro-F1 (:mod:`.classification`).
+"""Metrics: ranking metrics of recommendation (:mod:`.ranking`), micro-F1 (:mod:`.classification`), and AUC,
+log loss and expected calibration error of predicted probabilities (:mod:`.binary`, ad targeting).
 
 The metric names import without torch (configs validate against them); the functions load
 on first use.
@@ -15,6 +16,7 @@ _EXPORTS = {
     **dict.fromkeys(["CSR", "RankingAccumulator", "default_chunk_size", "evaluate_topk", "hits_from_topk",
                      "per_user_metrics"], ".ranking"),
     "micro_f1": ".classification",
+    **dict.fromkeys(["roc_auc", "log_loss", "expected_calibration_error", "binary_metrics"], ".binary"),
 }  # fmt: skip
 _all, __getattr__ = lazy_exports(__name__, _EXPORTS)
 __all__ = ["ALL_METRICS", "RANKING_METRICS", *_all]

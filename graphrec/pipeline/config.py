@@ -9,7 +9,9 @@ rec.train.lr=0.01``).
 
 The ``rec:`` section *is* a recommendation config (:class:`graphrec.config.RecConfig`, the
 keys of ``graphrec bench rec --set``), layered over the preset of its model; ``warm.rec``
-is layered over it on warm nights.
+is layered over it on warm nights. An ``ads:`` mapping (an ad-targeting config,
+:class:`graphrec.config.AdsConfig`, the keys of ``graphrec bench ads --set``) makes every night
+train, gate and publish an ad-targeting model instead (:mod:`graphrec.pipeline.ads`).
 
 Relative paths are resolved against the current working directory.
 """
@@ -23,12 +25,14 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from graphrec.config import (
+    AdsConfig,
     ConfigError,
     Layers,
     RecConfig,
     Strict,
     deep_merge,
     read_yaml_mapping,
+    resolve_ads_config,
     resolve_rec_config,
     validate,
 )
@@ -38,13 +42,15 @@ class SourceConfig(Strict):
     """Where a night's events come from."""
 
     kind: Literal[
-        "events", "movielens-100k", "gowalla", "ml-1m", "amazon-cd", "beauty", "sports", "toys", "yelp"
+        "events", "movielens-100k", "gowalla", "ml-1m", "amazon-cd", "beauty", "sports", "toys", "yelp",
+        "ml-100k-ads", "criteo", "avazu",
     ] = Field(
         "events",
         description="events: log files in the store's schema; or a catalog dataset replayed day by day from its "
         "adapter's timestamps: movielens-100k (the ratings' own), gowalla, ml-1m, amazon-cd (published splits: "
         "train pairs on 2000-01-01, test pairs on 2000-01-02), beauty, sports, toys, yelp (S3-Rec sequences: a "
-        "user's k-th item at 2000-01-01 + k seconds, all on one day)",
+        "user's k-th item at 2000-01-01 + k seconds, all on one day), ml-100k-ads (MovieLens-100k as a user-ad proxy, "
+        "the ratings' timestamps), criteo, avazu (the CTR samples, a format test)",
     )
     path: str | None = Field(
         None,
@@ -167,6 +173,11 @@ class PipelineConfig(Strict):
     night: NightConfig = NightConfig()
     rec: RecConfig = Field(description="the recommendation config (the keys of `graphrec bench rec --set`)")
     rec_file: str | None = Field(None, description="YAML layered over the model's preset, under `rec`")
+    ads: dict[str, Any] | None = Field(None, description=(
+        "an ad-targeting config (model, train, data, eval: the keys of `graphrec bench ads --set`), layered over "
+        "its model's ads preset; when given, every night trains the ad-targeting task (user -> ad click "
+        "probability) instead of `rec`, cold (train.mode: cold, train.cold_epochs), evaluates its held-out "
+        "labelled pairs (no canary set) and gates on gate.metric (auc, or hit/ndcg/recall@K of ads.eval.ks)"))
     train: TrainConfig = TrainConfig()
     warm: WarmConfig = WarmConfig()
     eval: EvalConfig = EvalConfig()
@@ -186,7 +197,11 @@ class PipelineConfig(Strict):
         if self.source.kind == "events" and not self.source.path:
             raise ValueError("source.path is required for source.kind: events (a pattern with {date}, or one log)")
         name, _, k = self.gate.metric.partition("@")
-        if not k.isdigit() or int(k) not in self.rec.eval.ks or name not in self.rec.eval.metrics:
+        if self.ads is not None:
+            if self.train.mode != "cold":
+                raise ValueError("train.mode: warm is not available for ads nights (an ad-targeting model is "
+                                 "retrained from scratch every night): set train.mode: cold")  # fmt: skip
+        elif not k.isdigit() or int(k) not in self.rec.eval.ks or name not in self.rec.eval.metrics:
             raise ValueError(f"gate.metric {self.gate.metric!r} is not computed: its cut-off must be in rec.eval.ks "
                              f"{self.rec.eval.ks} and its name in rec.eval.metrics")  # fmt: skip
         if abs(sum(self.night.holdout) - 1.0) > 1e-6:
@@ -205,6 +220,29 @@ class PipelineConfig(Strict):
             layers.append(("warm.rec", self.warm.rec))
         layers.append(("the night's budget", {"train": {"epochs": epochs}}))
         return resolve_rec_config(self.rec.model_name, layers=layers)
+
+    def night_ads(self, epochs: int) -> AdsConfig:
+        """The ad-targeting config of one night: ``ads`` over its model's preset (and the pipeline's
+        defaults: :data:`ADS_DEFAULTS`, ``train.stop_on`` = ``gate.metric``), with the night's epoch budget.
+
+        Raises:
+            ConfigError: no ``ads`` mapping, or a bad key or value in it.
+        """
+        if self.ads is None:
+            raise ConfigError("this pipeline has no ads section: it trains the recommendation config `rec`")
+        return _resolve_ads(self.ads, self.gate.metric, [("the night's budget", {"train": {"epochs": epochs}})])
+
+
+#: Pipeline defaults of the ad-targeting config (as :data:`REC_DEFAULTS`): keep the last epoch, validate every 5.
+ADS_DEFAULTS: dict[str, Any] = {"train": {"select": "last", "eval_every": 5, "patience": 10}}
+#: Gate metrics of an ads night (higher is better): AUC, or a ranking metric at a cut-off of ``ads.eval.ks``.
+ADS_GATE_METRICS = ("auc", "hit", "ndcg", "recall")
+
+
+def _resolve_ads(ads: dict[str, Any], gate_metric: str, extra: list[tuple[str, dict]] = ()) -> AdsConfig:
+    model = str((ads.get("model") or {}).get("name", "lightgcn"))
+    defaults = deep_merge(ADS_DEFAULTS, {"train": {"stop_on": gate_metric}})
+    return resolve_ads_config(model, layers=[("pipeline defaults", defaults), ("ads", ads), *extra])
 
 
 #: Keys of the pipeline config before 0.2 and where they went (for the error of an old file).
@@ -254,7 +292,8 @@ def load_pipeline_config(path: str | os.PathLike | None, overrides: list[str] | 
         raise ConfigError(f"{where}: rec must be a mapping (from {bad[-1]})")
     model = str(((raw.get("rec") or {}).get("model") or {}).get("name", "lightgcn"))
     gate_metric = (raw.get("gate") or {}).get("metric", GateConfig.model_fields["metric"].default)
-    defaults = deep_merge(REC_DEFAULTS, {"train": {"stop_on": gate_metric}})
+    # an ads pipeline gates the ads model: its gate metric (auc...) is not one of rec's
+    defaults = REC_DEFAULTS if raw.get("ads") is not None else deep_merge(REC_DEFAULTS, {"train": {"stop_on": gate_metric}})
     rec_file = raw.get("rec_file")
     file_layer = [(str(rec_file), read_yaml_mapping(rec_file, "rec_file"))] if rec_file else []
     try:  # preset -> pipeline defaults -> rec_file -> the rec: mappings (file, then --set)
@@ -262,6 +301,19 @@ def load_pipeline_config(path: str | os.PathLike | None, overrides: list[str] | 
     except ConfigError as exc:
         raise ConfigError(f"{where}: rec: {exc}") from None
     cfg = validate(PipelineConfig, {**raw, "rec": rec}, stack, where)
+    if cfg.ads is not None:  # a bad ads key or gate metric fails now, not at the first night's training
+        name, _, k = cfg.gate.metric.partition("@")
+        if name not in ADS_GATE_METRICS or bool(k) != (name != "auc") or (k and not k.isdigit()):
+            raise ConfigError(f"{where}: gate.metric {cfg.gate.metric!r} is not an ads gate metric: auc, or "
+                              "hit@K, ndcg@K, recall@K with K in ads.eval.ks")  # fmt: skip
+        try:
+            ks = _resolve_ads(cfg.ads, "auc").eval.ks
+            if k and int(k) not in ks:
+                raise ConfigError(f"gate.metric {cfg.gate.metric!r} is not computed: K must be in ads.eval.ks {ks}")
+            _resolve_ads(cfg.ads, cfg.gate.metric)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: ads: {exc}") from None
+        return cfg
     try:
         cfg.night_rec(warm=True, epochs=cfg.warm.epochs)  # a bad warm.rec fails now, not on the first warm night
     except ConfigError as exc:

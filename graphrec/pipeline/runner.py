@@ -126,6 +126,7 @@ class _Night:
         self._night: NightData | None = None
         self._rec_cfg = None
         self._registry = None
+        self._ads_log = self._ads_data = None  # an ads night's AdLog and split (graphrec.pipeline.ads)
 
     # ------------------------------------------------------------------ shared objects
     @property
@@ -223,6 +224,10 @@ def _stage_ingest(n: _Night, bar) -> dict[str, Any]:
 
 
 def _stage_build(n: _Night, bar) -> dict[str, Any]:
+    if n.cfg.ads is not None:
+        from graphrec.pipeline.ads import stage_build
+
+        return stage_build(n, bar)
     night = n.night()
     d = night.data
     split = d.split
@@ -242,6 +247,10 @@ def _stage_encoders(n: _Night, bar) -> dict[str, Any]:
 
 def _check_split(n: _Night) -> None:
     """On resume, the rebuilt split must equal the recorded one (the build is deterministic)."""
+    if n.cfg.ads is not None:
+        from graphrec.pipeline.ads import check_split
+
+        return check_split(n)
     saved = np.load(n.run_dir / "split.npz")
     s = n.night().data.split
     for part in ("train", "valid", "test"):
@@ -256,6 +265,10 @@ def _stage_train(n: _Night, bar) -> dict[str, Any]:
     from graphrec.utils.seed import seed_everything
 
     cfg = n.cfg
+    if cfg.ads is not None:
+        from graphrec.pipeline.ads import stage_train
+
+        return stage_train(n, bar)
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     night = n.night()
@@ -345,6 +358,10 @@ def _stage_evaluate(n: _Night, bar) -> dict[str, Any]:
     from graphrec.pipeline.warm import published_embeddings, published_scorer
 
     cfg = n.cfg
+    if cfg.ads is not None:
+        from graphrec.pipeline.ads import stage_evaluate
+
+        return stage_evaluate(n, bar)
     night = n.night()
     model, _, (u, i) = _load_candidate(n)
     if os.environ.get(FAULT_ENV) == "regress":  # fault injection: a candidate that ranks at random
@@ -481,15 +498,14 @@ def _stage_publish(n: _Night, bar) -> dict[str, Any]:
             reg.promote(av.version, reason=f"{n.run_id} (resumed)")
         _update_reference(n, av.version)
         return {"version": av.version, "path": str(av.path), "resumed": True}
-    model, rcfg, _ = _load_candidate(n)
-    data = n.night().data
     staging = reg.staging_dir(n.run_id.replace("/", "_"))
     s = n.state.stages
     meta = {
         "run_id": n.run_id,
         "name": n.cfg.name,
         "date": n.date.isoformat(),
-        "model": n.cfg.rec.model_name,
+        "model": n.cfg.rec.model_name if n.cfg.ads is None else n.cfg.night_ads(1).model_name,
+        "task": "rec" if n.cfg.ads is None else "ads",
         "store": str(n.paths["store"]),
         "store_version": s["ingest"]["version"],
         "parent": s["train"]["warm_from"],
@@ -497,12 +513,18 @@ def _stage_publish(n: _Night, bar) -> dict[str, Any]:
         "metrics": {k: v for k, v in s["evaluate"].items() if k in ("candidate",)},
         "graphrec": __version__,
     }
-    export_model(model, data, staging, config=rcfg.model_dump(mode="json"), metrics=s["evaluate"]["candidate"],
-                 index=n.cfg.publish.index, overwrite=True)  # fmt: skip
-    atomic_write_json(staging / "metrics.json", s["evaluate"])
-    atomic_write_text(staging / "config.yaml", yaml.safe_dump({"pipeline": n.cfg.model_dump(mode="json"),
-                                                                "rec": rcfg.model_dump(mode="json")}, sort_keys=False))  # fmt: skip
-    atomic_write_text(staging / "MODEL_CARD.md", _model_card(n, meta))
+    if n.cfg.ads is not None:
+        from graphrec.pipeline.ads import publish_files
+
+        publish_files(n, staging, meta)
+    else:
+        model, rcfg, _ = _load_candidate(n)
+        export_model(model, n.night().data, staging, config=rcfg.model_dump(mode="json"),
+                     metrics=s["evaluate"]["candidate"], index=n.cfg.publish.index, overwrite=True)  # fmt: skip
+        atomic_write_json(staging / "metrics.json", s["evaluate"])
+        atomic_write_text(staging / "config.yaml", yaml.safe_dump({"pipeline": n.cfg.model_dump(mode="json"),
+                                                                    "rec": rcfg.model_dump(mode="json")}, sort_keys=False))  # fmt: skip
+        atomic_write_text(staging / "MODEL_CARD.md", _model_card(n, meta))
     av = reg.publish(staging, meta, promote=True, reason=n.run_id)
     _update_reference(n, av.version)
     return {"version": av.version, "path": str(av.path)}

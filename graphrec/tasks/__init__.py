@@ -4,6 +4,7 @@
 * :mod:`graphrec.tasks.optim` — Adam / AdamW / RiemannianAdam, weight-decay scopes, per-row lr;
 * :mod:`graphrec.tasks.node` — node classification (:class:`NodeTask`);
 * :mod:`graphrec.tasks.link` — recommendation (:class:`LinkTask`);
+* :mod:`graphrec.tasks.ads` — ad targeting (:class:`AdsTask`), its model folder and queries (:class:`AdTargeting`);
 * :mod:`graphrec.tasks.run` — :func:`train` and :func:`evaluate`: any task from a config.
 
 Names are imported on first use.
@@ -23,6 +24,8 @@ _EXPORTS = {
     "LinkTask": ".link",
     "build_rec_model": ".link",
     "fit_link": ".link",
+    **dict.fromkeys(["AdLog", "AdsData", "AdsTask", "AdTargeting", "AdTargetingModel", "ads_for_user", "audience",
+                     "build_ads_model", "evaluate_ads", "export_ads_model", "fit_ads", "load_ad_log"], ".ads"),
 }
 
 __all__, __getattr__ = lazy_exports(__name__, _EXPORTS)

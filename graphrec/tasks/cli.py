@@ -1,4 +1,5 @@
-"""``graphrec train CONFIG``: train any task from a run config and write its model."""
+"""``graphrec train CONFIG``: train any task from a run config and write its model; ``graphrec ads`` and
+``graphrec audience``: the two queries of an ad-targeting model folder."""
 
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ def train_cmd(
     quiet: Annotated[bool, typer.Option(help="no progress bar")] = False,
 ) -> None:
     """Train a model on a dataset or on your own graph store; a recommendation model is written
-    as a folder that `graphrec recommend --model DIR` serves."""
+    as a folder that `graphrec recommend --model DIR` serves, an ad-targeting one (task: ads) a
+    folder that `graphrec ads` and `graphrec audience` serve."""
     from graphrec.config import ConfigError
     from graphrec.data import DatasetNotAvailableError
     from graphrec.store import StoreError
@@ -65,5 +67,66 @@ def train_cmd(
         table.add_row(name, cell(fit.valid), cell(fit.test))
     out.print(table)
     if res.out is not None:
-        serve = f"; serve it with: graphrec recommend --model {res.out} --user USER" if res.spec.task == "rec" else ""
+        serve = {"rec": f"; serve it with: graphrec recommend --model {res.out} --user USER",
+                 "ads": f"; query it with: graphrec ads --model {res.out} --user USER, or graphrec audience --model "
+                        f"{res.out} --ad AD"}.get(res.spec.task, "")  # fmt: skip
         err.print(f"wrote {res.out}{serve}")
+
+
+ModelOpt = Annotated[str, typer.Option("--model", help="ad-targeting model folder (graphrec train with task: ads, or "
+                                                        "graphrec bench ads --export), or an artifact registry")]
+K = Annotated[int, typer.Option("-k", "--k", min=1, help="number of results")]
+IncludeSeen = Annotated[bool, typer.Option("--include-seen", help="also rank pairs that were positive in training")]
+AsJson = Annotated[bool, typer.Option("--json", help="print JSON")]
+
+
+def _targeting(model: str, query, what: str, key: str, as_json: bool, title: str) -> None:
+    from graphrec.artifacts.errors import ArtifactError
+    from graphrec.tasks.ads import AdTargeting, UnknownIdError
+
+    try:
+        results = query(AdTargeting(model))
+    except (UnknownIdError, ArtifactError) as exc:
+        fail(str(exc), 1)
+    except (FileNotFoundError, ValueError) as exc:
+        fail(str(exc))
+    if as_json:
+        typer.echo(json.dumps([{key: r.id, "score": r.score, "probability": r.probability, "rank": r.rank}
+                               for r in results]))  # fmt: skip
+        return
+    if not results:
+        fail(f"nothing left to rank: every {what} was positive in training (--include-seen ranks them all)", 1)
+    table = Table(title=title)
+    for col in ("rank", key, "score", "p(click)"):
+        table.add_column(col, justify="right")
+    for r in results:
+        table.add_row(str(r.rank), str(r.id), f"{r.score:.4f}", f"{r.probability:.4f}")
+    out.print(table)
+
+
+@app.command("ads")
+def ads_cmd(
+    model: ModelOpt,
+    user: Annotated[str, typer.Option("--user", help="external user id, as in the store's logs")],
+    k: K = 10,
+    include_seen: IncludeSeen = False,
+    as_json: AsJson = False,
+) -> None:
+    """The K ads a user most likely clicks (ads the user clicked in training excluded), with the
+    calibrated click probability."""
+    _targeting(model, lambda t: t.ads_for_user(user, k, exclude_seen=not include_seen), "ad", "ad", as_json,
+               f"user {user}: top {k} ads")  # fmt: skip
+
+
+@app.command("audience")
+def audience_cmd(
+    model: ModelOpt,
+    ad: Annotated[str, typer.Option("--ad", help="external ad id, as in the store's logs")],
+    k: K = 10,
+    include_seen: IncludeSeen = False,
+    as_json: AsJson = False,
+) -> None:
+    """The audience of an ad: the K users most likely to click it (users who clicked it in training
+    excluded), with the calibrated click probability."""
+    _targeting(model, lambda t: t.audience(ad, k, exclude_seen=not include_seen), "user", "user", as_json,
+               f"ad {ad}: top {k} users")  # fmt: skip

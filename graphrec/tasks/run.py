@@ -1,12 +1,13 @@
 """Any task from one config: :func:`train` and :func:`evaluate`, behind ``graphrec train`` and ``import graphrec``.
 
-A run config is a task config (the sections of ``graphrec config MODEL --task node|rec``)
+A run config is a task config (the sections of ``graphrec config MODEL --task node|rec|ads``)
 plus four run keys::
 
-    task: rec                 # rec (recommendation) or node (node classification)
-    dataset: ml-100k          # a dataset of `graphrec datasets`, or a graph-store folder (rec)
+    task: rec                 # rec (recommendation), ads (ad targeting) or node (node classification)
+    dataset: ml-100k          # a dataset of `graphrec datasets`, or a graph-store folder (rec, ads)
     seed: 0                   # seeds the split, the initialisation and the training
-    out: runs/lightgcn        # where the trained model goes (rec: a model folder for `graphrec recommend`)
+    out: runs/lightgcn        # where the trained model goes (rec: a model folder for `graphrec recommend`;
+                              # ads: one for `graphrec ads` and `graphrec audience`)
     model: {name: lightgcn, K: 3}
     train: {epochs: 100, lr: 0.002}
 
@@ -29,11 +30,13 @@ from pydantic import Field
 from torch import nn
 
 from graphrec.config import (
+    AdsConfig,
     ConfigError,
     Layers,
     NodeConfig,
     RecConfig,
     Strict,
+    resolve_ads_config,
     resolve_rec_config,
     validate,
 )
@@ -43,16 +46,18 @@ from graphrec.utils.io import atomic_open, atomic_write_json, atomic_write_text
 from graphrec.utils.seed import seed_everything
 
 RUN_KEYS = ("task", "dataset", "seed", "out")
-TASK_SECTIONS = {"node": ("model", "train", "data"), "rec": ("model", "train", "data", "eval")}
+TASK_SECTIONS = {"node": ("model", "train", "data"), "rec": ("model", "train", "data", "eval"),
+                 "ads": ("model", "train", "data", "eval")}
 
 
 class RunSpec(Strict):
     """The run keys of a run config."""
 
-    task: Literal["node", "rec"] = Field(description="node (node classification) or rec (recommendation)")
-    dataset: str = Field(description="a dataset of `graphrec datasets`, or a graph-store folder (rec)")
+    task: Literal["node", "rec", "ads"] = Field(description="node (node classification), rec (recommendation) or "
+                                                "ads (ad targeting: user -> ad click probability)")
+    dataset: str = Field(description="a dataset of `graphrec datasets`, or a graph-store folder (rec, ads)")
     seed: int = Field(0, description="seeds the split, the initialisation and the training")
-    out: str | None = Field(None, description="where the trained model goes (rec: a servable model folder)")
+    out: str | None = Field(None, description="where the trained model goes (rec, ads: a servable model folder)")
 
 
 @dataclass
@@ -60,7 +65,7 @@ class TrainResult:
     """What :func:`train` returns."""
 
     spec: RunSpec
-    config: NodeConfig | RecConfig
+    config: NodeConfig | RecConfig | AdsConfig
     fit: FitResult  # metrics (``fit.valid``, ``fit.test``), epochs, seconds
     model: nn.Module  # the trained model, with the selected weights
     data: Any  # the split it was trained on (RecData) or the node dataset
@@ -71,7 +76,8 @@ class TrainResult:
             (f", written to {self.out})" if self.out else ")")
 
 
-def load_run_config(config: str | os.PathLike | dict, overrides: list[str] | None = None) -> tuple[RunSpec, NodeConfig | RecConfig]:
+def load_run_config(config: str | os.PathLike | dict,
+                    overrides: list[str] | None = None) -> tuple[RunSpec, NodeConfig | RecConfig | AdsConfig]:  # fmt: skip
     """Read a run config (a YAML path or a mapping) and resolve its task config.
 
     Raises:
@@ -96,6 +102,8 @@ def load_run_config(config: str | os.PathLike | dict, overrides: list[str] | Non
     task_layers = [(src, {k: v for k, v in m.items() if k in sections}) for src, m in stack.layers]
     if spec.task == "rec":
         return spec, resolve_rec_config(str(model), _catalog_name(spec.dataset), layers=task_layers)
+    if spec.task == "ads":
+        return spec, resolve_ads_config(str(model), _catalog_name(spec.dataset), layers=task_layers)
     return spec, resolve_task_config(NodeConfig, "node", str(model), spec.dataset, layers=task_layers)
 
 
@@ -105,7 +113,7 @@ def _catalog_name(dataset: str) -> str | None:
     return get_dataset(dataset).name if is_dataset(dataset) else None
 
 
-def _digest(spec: RunSpec, cfg: NodeConfig | RecConfig) -> str:
+def _digest(spec: RunSpec, cfg: NodeConfig | RecConfig | AdsConfig) -> str:
     text = json.dumps({"run": spec.model_dump(mode="json"), "config": cfg.model_dump(mode="json")}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -118,7 +126,8 @@ def train(config: str | os.PathLike | dict, overrides: list[str] | None = None, 
         config: a YAML path or a mapping.
         overrides: ``key=value`` strings layered last (``train.lr=0.01``, ``seed=1``).
         out: where the model goes (overrides the config's ``out``). ``rec``: a model folder
-            (card, embeddings, index, weights) that ``graphrec recommend`` serves; ``node``: the
+            (card, embeddings, index, weights) that ``graphrec recommend`` serves; ``ads``: one that
+            ``graphrec ads`` and ``graphrec audience`` serve; ``node``: the
             weights, the resolved config and the metrics.
         progress: a rich bar (``True``), a callback ``(epoch, total, info)``, or None.
         resume: continue from the checkpoint that an interrupted run with the same config left
@@ -149,6 +158,8 @@ def train(config: str | os.PathLike | dict, overrides: list[str] | None = None, 
         options["checkpoint"] = lambda s: _save(ckpt, {**s, "run_digest": digest})
     if spec.task == "rec":
         result = _train_rec(spec, cfg, options)
+    elif spec.task == "ads":
+        result = _train_ads(spec, cfg, options)
     else:
         result = _train_node(spec, cfg, options)
     if ckpt is not None:
@@ -181,6 +192,22 @@ def _train_rec(spec: RunSpec, cfg: RecConfig, options: dict) -> TrainResult:
         dest = export_model(model, data, spec.out, config=cfg.model_dump(mode="json"), overwrite=True, history=fit.history,
                             metrics={"valid": fit.valid, "test": fit.test, "seed": spec.seed, "best_epoch": fit.best_epoch,
                                      "epochs": fit.epochs, "dataset": spec.dataset})  # fmt: skip
+    return TrainResult(spec, cfg, fit, model, data, dest)
+
+
+def _train_ads(spec: RunSpec, cfg: AdsConfig, options: dict) -> TrainResult:
+    from graphrec.tasks.ads import build_ads_model, export_ads_model, fit_ads, load_ad_log
+
+    data = load_ad_log(spec.dataset, cfg.data).split(cfg.data, spec.seed)
+    seed_everything(spec.seed)
+    model = build_ads_model(cfg, data)
+    fit = fit_ads(data, model, cfg, keep_state=False, **options)
+    dest = None
+    if spec.out:
+        dest = export_ads_model(model, data, spec.out, config=cfg.model_dump(mode="json"), overwrite=True,
+                                history=fit.history, metrics={"valid": fit.valid, "test": fit.test, "seed": spec.seed,
+                                                              "best_epoch": fit.best_epoch, "epochs": fit.epochs,
+                                                              "dataset": spec.dataset})  # fmt: skip
     return TrainResult(spec, cfg, fit, model, data, dest)
 
 

@@ -117,10 +117,11 @@ def _source_kind(tmp_path, kind):
     if kind == "events":
         path = str(tmp_path / "{date}.parquet")
         events_frame(3, day="1998-03-25").write_parquet(tmp_path / "1998-03-25.parquet")
-    elif kind == "movielens-100k":
+    elif kind in ("movielens-100k", "ml-100k-ads", "criteo", "avazu"):
         if not os.environ.get("GRAPHREC_DATA"):
-            pytest.skip("MovieLens-100k needs GRAPHREC_DATA")
-        path = None
+            pytest.skip(f"{kind} needs GRAPHREC_DATA")
+        path = None  # the data root's copy; a day that holds events of each
+        date = {"criteo": dt.date(2000, 1, 1), "avazu": dt.date(2014, 10, 21)}.get(kind, date)
     elif kind in SEQUENCE_KINDS:  # users 1.., the k-th item at 2000-01-01 + k seconds
         path, date = str(write_public(tmp_path, kind, {1: [0, 1], 2: [1]})), dt.date(2000, 1, 1)
     else:  # a published split: the test pairs are the night of 2000-01-02
@@ -156,7 +157,8 @@ RUNNERS = {
     "config.rec.RecTrainConfig.optimizer": lambda c, **_: _rec(f"train.optimizer={c}", "train.weight_decay=0.01"),
     "config.rec.RecTrainConfig.weight_decay_on": lambda c, **_: _rec(f"train.weight_decay_on={c}", "train.weight_decay=0.01"),
     "config.rec.RecTrainConfig.loss": lambda c, **_: _rec(f"train.loss={c}"),
-    "config.rec.RecTrainConfig.score": lambda c, **_: _rec(f"train.score={c}", "train.loss=softmax", "train.temperature=0.2"),
+    "config.rec.RecTrainConfig.score": lambda c, **_: _rec(f"train.score={c}", "train.loss=margin", model="hgcf") if c == "lorentz_sqdist"
+                                                      else _rec(f"train.score={c}", "train.loss=softmax", "train.temperature=0.2"),
     "config.rec.RecTrainConfig.negatives": lambda c, **_: _rec(f"train.negatives={c}"),
     "config.rec.RecTrainConfig.inputs": lambda c, **_: _rec(f"train.inputs={c}"),
     "config.rec.RecTrainConfig.init": lambda c, **_: _rec(f"train.init={c}"),
