@@ -70,7 +70,8 @@ class HyperbolicSpace(nn.Module):
         c_range: ``(c_min, c_max)`` of a learnable curvature.
 
     Raises:
-        ValueError: an unknown kind, a curvature that is not positive and finite, or one outside ``c_range``.
+        ValueError: an unknown kind, a curvature that is not positive and finite, or one outside ``c_range``,
+            or a ``learnable`` that is not a bool (a YAML string such as ``"false"`` would read as true).
     """
 
     def __init__(self, kind: Kind = "lorentz", curvature: float = 1.0, learnable: bool = False,
@@ -82,6 +83,8 @@ class HyperbolicSpace(nn.Module):
         lo, hi = (float(v) for v in c_range)
         if not (math.isfinite(c) and c > 0):
             raise ValueError(f"curvature must be positive (the space's curvature is -c), got {curvature!r}")
+        if not isinstance(learnable, bool):
+            raise ValueError(f"learnable must be true or false, got {learnable!r}")
         if not (0 < lo < hi):
             raise ValueError(f"c_range must satisfy 0 < c_min < c_max, got {c_range!r}")
         if learnable and not lo <= c <= hi:
@@ -200,17 +203,33 @@ class HyperbolicSpace(nn.Module):
         # (geoopt's lorentz_to_poincare lands in a ball of another radius)
         return x[..., 1:] / (1 + self.c.to(x).sqrt() * x[..., :1])
 
-    def minkowski_ranking_form(self, queries: Tensor, points: Tensor) -> tuple[Tensor, Tensor]:
-        r"""``(q [B, d + 1], p [N, d + 1])`` whose inner products rank ``points`` for each query exactly as
-        :math:`-d(\text{query}, \text{point})` does.
+    def minkowski_form(self, queries: Tensor, points: Tensor) -> tuple[Tensor, Tensor]:
+        r"""``(q [B, d + 1], p [N, d + 1])`` with :math:`q \cdot p = \langle x, y\rangle_L = -x_0 y_0 + \sum_i x_i y_i`,
+        the Minkowski product of the points on the hyperboloid (ball points are mapped there first, an isometry).
 
-        On the hyperboloid :math:`d(x, y) = \sqrt{k}\,\operatorname{arcosh}(-\langle x, y\rangle_L / k)`, which decreases
-        as the Minkowski product :math:`\langle x, y\rangle_L = -x_0 y_0 + \sum_i x_i y_i` grows; so
-        :math:`q = (-x_0, x_1, \dots)` and :math:`p = y` give :math:`q \cdot p = \langle x, y\rangle_L`, servable by any
-        inner-product index. Ball points are first mapped to the hyperboloid (an isometry).
+        For distances, in float64: near the origin the product is :math:`-1/c` plus a small term, which float32
+        cannot resolve; rank with :meth:`minkowski_ranking_form` instead.
         """
         q, p = self.to_lorentz(queries), self.to_lorentz(points)
         return torch.cat([-q[..., :1], q[..., 1:]], dim=-1), p
+
+    def minkowski_ranking_form(self, queries: Tensor, points: Tensor) -> tuple[Tensor, Tensor]:
+        r"""``(q [B, d + 1], p [N, d + 1])`` whose inner products rank ``points`` for each query exactly as
+        :math:`-d(\text{query}, \text{point})` does, and keep their precision in float32 (what a faiss index computes).
+
+        On the hyperboloid :math:`d(x, y) = \operatorname{arcosh}(-c\langle x, y\rangle_L) / \sqrt{c}` decreases as the
+        Minkowski product :math:`\langle x, y\rangle_L = -x_0 y_0 + x_s \cdot y_s` grows. Near the origin that product
+        is :math:`-1/c` plus a small term, lost to float32 rounding; so with :math:`r = 1/\sqrt{c}` and
+        :math:`a_x = x_0 - r = \lVert x_s\rVert^2 / (x_0 + r)` (computed without cancellation),
+        :math:`q = (-(r + a_x), x_s)` and :math:`p = (a_y, y_s)` give
+        :math:`q \cdot p = \langle x, y\rangle_L + r^2 + r a_x`: the product plus a constant per query, every term
+        small near the origin. Ball points are first mapped to the hyperboloid (an isometry).
+        """
+        q, p = self.to_lorentz(queries), self.to_lorentz(points)
+        r = self.c.to(q).rsqrt()
+        a_q = q[..., 1:].pow(2).sum(-1, keepdim=True) / (q[..., :1] + r)
+        a_p = p[..., 1:].pow(2).sum(-1, keepdim=True) / (p[..., :1] + r)
+        return torch.cat([-(r + a_q), q[..., 1:]], dim=-1), torch.cat([a_p, p[..., 1:]], dim=-1)
 
 
 def curvature_parameters(module: nn.Module) -> list[nn.Parameter]:

@@ -92,6 +92,8 @@ class HyperbolicDistanceScore(Scorer):
     def __init__(self, kind: Kind = "lorentz", curvature: float = 1.0, learnable: bool = False,
                  c_range: tuple[float, float] | list[float] = C_RANGE, squared: bool = False):  # fmt: skip
         super().__init__()
+        if not isinstance(squared, bool):
+            raise ValueError(f"squared must be true or false, got {squared!r}")
         self.space = HyperbolicSpace(kind, curvature, learnable, tuple(c_range))
         self.curvature, self.squared = float(curvature), bool(squared)
 
@@ -111,7 +113,7 @@ class HyperbolicDistanceScore(Scorer):
     def score_all(self, u: Tensor, items: Tensor) -> Tensor:
         c = self.space.c.detach()
         with torch.no_grad():  # rankings and serving; training goes through score()
-            q, p = self.ip_transform(u, items)
+            q, p = self.space.minkowski_form(self.points(u.double()), self.points(items.double()))
             return _blocked(q, p, self.block_items, torch.promote_types(u.dtype, items.dtype),
                             lambda m: self._from_dist(_geodesic(m, c)))  # fmt: skip
 
@@ -121,8 +123,8 @@ class HyperbolicDistanceScore(Scorer):
         return _ranking_fn(*self.ip_transform(user_emb, item_emb), self.block_items)
 
     def ip_transform(self, u: Tensor, items: Tensor) -> tuple[Tensor, Tensor]:
-        """``(q [B, d + 1], x [N, d + 1])`` with :math:`q \\cdot x = \\langle \\exp_0 u, \\exp_0 i\\rangle_L`
-        (the maps in float64), ranking exactly as :math:`-d` and :math:`-d^2`."""
+        """``(q [B, d + 1], x [N, d + 1])`` with :math:`q \\cdot x = \\langle \\exp_0 u, \\exp_0 i\\rangle_L` plus a constant per user
+        (:meth:`HyperbolicSpace.minkowski_ranking_form`, the maps in float64), ranking exactly as :math:`-d` and :math:`-d^2`."""
         dtype = torch.promote_types(u.dtype, items.dtype)
         with torch.no_grad():
             q, p = self.space.minkowski_ranking_form(self.points(u.double()), self.points(items.double()))
@@ -191,16 +193,18 @@ class LorentzSqDistScore(Scorer):
         else:
             fn = lambda m: (2 / c + 2 * m).clamp(max=0.0)  # noqa: E731
         with torch.no_grad():
-            q, p = self.ip_transform(u, items)
+            q, p = self.space.minkowski_form(u, items)
             return _blocked(q, p, self.block_items, torch.promote_types(u.dtype, items.dtype), fn)
 
     def score_fn(self, user_emb: Tensor, item_emb: Tensor) -> Callable[[Tensor], Tensor]:
-        """``fn(user ids [B]) -> [B, N]``: for evaluation, the Minkowski products :math:`\\langle u, i\\rangle_L`, which
+        """``fn(user ids [B]) -> [B, N]``: for evaluation, the ranking form of :meth:`ip_transform` (the Minkowski
+        products :math:`\\langle u, i\\rangle_L` plus a constant per user), which
         rank every user's items exactly as :meth:`score_all`."""
         return _ranking_fn(*self.ip_transform(user_emb, item_emb), self.block_items)
 
     def ip_transform(self, u: Tensor, items: Tensor) -> tuple[Tensor, Tensor]:
-        """``(q, x) = ((-u_0, u_1, ...), i)``: :math:`q \\cdot x = \\langle u, i\\rangle_L`, exact for both distances."""
+        """:meth:`HyperbolicSpace.minkowski_ranking_form`: :math:`q \\cdot x = \\langle u, i\\rangle_L` plus a constant per
+        user, exact for both distances and precise in float32 near the origin."""
         return self.space.minkowski_ranking_form(u, items)
 
     def spec(self) -> dict[str, Any]:

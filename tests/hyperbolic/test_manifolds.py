@@ -198,3 +198,22 @@ def test_bad_arguments_are_named():
         HyperbolicSpace("lorentz", -1.0)
     with pytest.raises(ValueError, match="outside c_range"):
         HyperbolicSpace("lorentz", 50.0, learnable=True, c_range=(0.1, 10.0))
+    with pytest.raises(ValueError, match="learnable must be true or false, got 'false'"):
+        HyperbolicSpace("lorentz", 1.0, learnable="false")  # a quoted YAML value: truthy
+
+
+@pytest.mark.parametrize("kind", ["lorentz", "poincare"])
+@pytest.mark.parametrize("c", [0.5, 1.0, 4.0])
+def test_the_ranking_form_keeps_float32_rankings_exact_near_the_origin(kind, c):
+    """Near the origin the Minkowski product is -1/c plus a tiny term that float32 loses; the ranking form
+    shifts it by a constant per query so that a float32 inner-product index still ranks as the float64 distance."""
+    g = torch.Generator().manual_seed(0)
+    space = HyperbolicSpace(kind, c).double()
+    users = space.expmap0(torch.randn(50, 8, generator=g, dtype=torch.float64) * 1e-2)
+    items = space.expmap0(torch.randn(400, 8, generator=g, dtype=torch.float64) * 1e-2)
+    exact = (-space.dist(users.unsqueeze(1), items.unsqueeze(0))).topk(10, dim=1).indices
+    q, p = space.minkowski_ranking_form(users, items)
+    served = (q.float() @ p.float().t()).topk(10, dim=1).indices
+    assert torch.equal(served, exact)
+    mq, mp = space.minkowski_form(users, items)  # the plain products: equal up to a constant per query
+    assert torch.allclose((q @ p.t()) - (mq @ mp.t()), ((q @ p.t()) - (mq @ mp.t()))[:, :1].expand(-1, 400), atol=1e-12)
