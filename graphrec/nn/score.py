@@ -174,7 +174,12 @@ def build_scorer(name: str, params: dict[str, Any] | None = None) -> Scorer:
     try:
         return cls(**(params or {}))
     except TypeError as exc:
-        raise ValueError(f"invalid score_params for scorer {name!r}: {exc}") from None
+        import inspect
+
+        takes = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "args", "kwargs")]
+        raise ValueError(f"invalid score_params for scorer {name!r}: {exc}; it takes "
+                         f"{', '.join(takes) if takes else 'no options (score_params: {})'} (train.score_params "
+                         "layers over the preset's: `graphrec config MODEL` shows the resolved ones)") from None  # fmt: skip
 
 
 def scorer_from_spec(spec: dict[str, Any] | None) -> Scorer:

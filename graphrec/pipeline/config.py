@@ -290,6 +290,13 @@ def load_pipeline_config(path: str | os.PathLike | None, overrides: list[str] | 
     bad = [src for src, m in stack.layers if "rec" in m and not isinstance(m["rec"], dict)]
     if bad:
         raise ConfigError(f"{where}: rec must be a mapping (from {bad[-1]})")
+    if raw.get("ads") is not None:  # an ads pipeline never reads rec: a rec key there would be silently unused
+        unused = [(src, key) for src, m in stack.layers for key in ("rec", "rec_file") if key in m]
+        unused += [(src, "warm.rec") for src, m in stack.layers if isinstance(m.get("warm"), dict) and "rec" in m["warm"]]
+        if unused:
+            src, key = unused[-1]
+            raise ConfigError(f"{where}: {key} (from {src}) is not used: a pipeline with an ads section trains the "
+                              "ad-targeting task; put its settings under ads (model, train, data, eval)")  # fmt: skip
     model = str(((raw.get("rec") or {}).get("model") or {}).get("name", "lightgcn"))
     gate_metric = (raw.get("gate") or {}).get("metric", GateConfig.model_fields["metric"].default)
     # an ads pipeline gates the ads model: its gate metric (auc...) is not one of rec's

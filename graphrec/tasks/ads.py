@@ -621,6 +621,14 @@ class AdsTask:
     def __init__(self, data: AdsData, cfg: AdsConfig):
         if data.parts["train"][0].numel() == 0:
             raise ValueError("the training split holds no labelled pair")
+        y_train, y_valid = data.parts["train"][2], data.parts["valid"][2]
+        if not bool((y_train > 0).any()):
+            events = ", ".join(data.log.info.get("positive_events") or []) or "none"
+            raise ValueError(f"the training split holds no positive pair: no user has a positive event "
+                             f"(data.positive_events: {events}) on any {data.log.target}; nothing to learn")  # fmt: skip
+        if cfg.train.stop_on == "auc" and y_valid.numel() and bool((y_valid == y_valid[0]).all()):
+            raise ValueError(f"every validation pair has label {int(y_valid[0])}: the validation AUC that selects "
+                             "the epoch is undefined; set train.stop_on: log_loss, or use a longer log")  # fmt: skip
         if max(cfg.eval.ks) > data.num_ads:
             raise ValueError(f"eval.ks {cfg.eval.ks} exceeds the number of {data.log.target}s ({data.num_ads}): "
                              "set eval.ks to smaller cut-offs")  # fmt: skip

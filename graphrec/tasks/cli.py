@@ -32,6 +32,7 @@ def train_cmd(
     from graphrec.data import DatasetNotAvailableError
     from graphrec.store import StoreError
     from graphrec.tasks.run import train
+    from graphrec.tasks.trainer import NonFiniteError
 
     if threads is not None:
         import torch
@@ -42,6 +43,8 @@ def train_cmd(
         res = train(config, overrides, out=out_dir, progress=not quiet, resume=resume)
     except (ConfigError, ValueError, TypeError, DatasetNotAvailableError, StoreError) as exc:
         fail(str(exc))  # 2: the config, the data or an option is wrong; nothing was trained
+    except NonFiniteError as exc:
+        fail(str(exc), 1)  # train.nan_guard stopped a diverging run: its message says where and what to lower
     except KeyboardInterrupt:
         from graphrec.tasks.run import checkpoint_path, load_run_config
 

@@ -24,10 +24,14 @@ ProgressFn = Callable[[str, int, int], None]
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
-    """Print ``error: message`` on stderr and exit with ``code`` (2: bad usage or configuration)."""
-    import typer
+    """Print ``error: message`` on stderr and exit with ``code`` (2: bad usage or configuration).
 
-    err.print(f"[red]error:[/] {message}")
+    ``message`` is plain text: brackets in it (a ``--set`` value such as ``[10, 20]``, an id) are printed
+    as written, not read as rich markup."""
+    import typer
+    from rich.markup import escape
+
+    err.print(f"[red]error:[/] {escape(str(message))}")
     raise typer.Exit(code)
 
 

@@ -106,6 +106,14 @@ def test_registered_by_name_and_bad_options_are_named():
     assert build_scorer("hyperbolic", {"kind": "poincare", "curvature": 2.0}).space.kind == "poincare"
     with pytest.raises(ValueError, match="invalid score_params for scorer 'hyperbolic'.*'radius'"):
         build_scorer("hyperbolic", {"radius": 2.0})
+    with pytest.raises(ValueError, match="'dot'.*it takes no options"):
+        build_scorer("dot", {"curvature": 1.0})
+    with pytest.raises(ValueError, match="'lorentz_sqdist'.*'kind'.*it takes curvature, distance"):
+        build_scorer("lorentz_sqdist", {"kind": "lorentz"})
+    with pytest.raises(ValueError, match="squared must be true or false, got 3"):
+        build_scorer("hyperbolic", {"squared": 3})
+    with pytest.raises(ValueError, match="learnable must be true or false"):
+        build_scorer("multi_manifold", {"learnable": "no"})
     with pytest.raises(ValueError, match="unknown hyperbolic model 'klein'"):
         build_scorer("hyperbolic", {"kind": "klein"})
     with pytest.raises(ValueError, match="distance must be 'lorentzian' or 'geodesic'"):

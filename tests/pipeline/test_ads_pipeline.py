@@ -78,6 +78,10 @@ def test_ads_pipeline_config_errors(ad_logs):
         _cfg(ad_logs, "train.mode=warm")
     with pytest.raises(ConfigError, match="gate.metric 'log_loss' is not an ads gate metric"):
         _cfg(ad_logs, "gate.metric=log_loss")
+    with pytest.raises(ConfigError, match=r"rec \(from --set rec.model.name=mf\) is not used.*ads section"):
+        _cfg(ad_logs, "rec.model.name=mf")
+    with pytest.raises(ConfigError, match=r"warm.rec \(from --set warm.rec.train.lr=0.1\) is not used"):
+        _cfg(ad_logs, "warm.rec.train.lr=0.1")
     with pytest.raises(ConfigError, match="gate.metric 'ndcg@10' is not computed: K must be in ads.eval.ks"):
         _cfg(ad_logs, "gate.metric=ndcg@10")
     with pytest.raises(ConfigError, match="ads: unknown config key 'train.lrr'"):

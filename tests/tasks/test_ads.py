@@ -360,3 +360,18 @@ def test_every_choice_of_the_ads_config_runs(store, key, choice):
     model = "hgcf" if choice == "lorentz_sqdist" else "lightgcn"  # its points on the hyperboloid are what it scores
     _, _, m, res = _fit(store, model, RUNNERS[key].format(choice), *extra)
     assert res.epochs >= 1 and 0 <= res.test["auc"] <= 1 and math.isfinite(res.test["log_loss"])
+
+
+def test_no_positive_or_a_one_class_validation_is_a_clear_error(store):
+    # a store with impressions but no click: every label 0, the validation AUC NaN at every epoch
+    cfg = resolve_ads_config("mf", None, FAST)
+    data = load_ad_log(str(store), cfg.data).split(cfg.data, 0)
+    u, a, y = data.parts["valid"]
+    data.parts["valid"] = (u, a, torch.zeros_like(y))
+    with pytest.raises(ValueError, match="every validation pair has label 0.*stop_on: log_loss"):
+        AdsTask(data, cfg)
+    AdsTask(data, resolve_ads_config("mf", None, [*FAST, "train.stop_on=log_loss"]))
+    u, a, y = data.parts["train"]
+    data.parts["train"] = (u, a, torch.zeros_like(y))
+    with pytest.raises(ValueError, match="no positive pair.*click, conversion"):
+        AdsTask(data, cfg)

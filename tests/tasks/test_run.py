@@ -167,3 +167,12 @@ def test_a_node_model_folder_is_not_served(tmp_path, monkeypatch):
            "train": {"epochs": 2}}, progress=None)  # fmt: skip
     res = runner.invoke(app, ["recommend", "--model", str(tmp_path / "n"), "--user", "1"])
     assert res.exit_code == 2 and "holds a node-classification model" in res.output
+
+
+def test_a_diverging_run_ends_with_the_nan_guard_message_not_a_traceback(store, tmp_path):
+    path = _config(tmp_path, store)
+    res = runner.invoke(app, ["train", str(path), "--quiet", "--set", "train.init=normal", "--set", "train.init_std=1e30",
+                              "--set", "train.lr=1e6", "--set", "train.epochs=2"])  # fmt: skip
+    assert res.exit_code == 1, res.output
+    assert "error: training diverged at epoch 1" in res.output and "lower train.lr" in res.output
+    assert "Traceback" not in res.output
