@@ -55,11 +55,13 @@ def train_cmd(
     fit = res.fit
     if as_json:
         typer.echo(json.dumps({"valid": fit.valid, "test": fit.test, "best_epoch": fit.best_epoch, "epochs": fit.epochs,
-                               "s_per_epoch": fit.s_per_epoch, "seconds": fit.seconds,
+                               "s_per_epoch": fit.s_per_epoch, "seconds": fit.seconds, "stopped_by": fit.stopped_by,
                                "out": str(res.out) if res.out else None}))  # fmt: skip
         return
     err.print(f"{res.config.model_name} on {res.spec.dataset} (seed {res.spec.seed}): selected epoch "
-              f"{fit.best_epoch} of {fit.epochs}, {fit.s_per_epoch:.2f} s per epoch, {fit.seconds:.1f} s in all")
+              f"{fit.best_epoch} of {fit.epochs}, {fit.s_per_epoch:.2f} s per epoch, {fit.seconds:.1f} s in all"
+              + {"time_budget": " (stopped by train.time_budget)", "patience": " (stopped early: train.patience)"}.get(
+                  fit.stopped_by or "", ""))  # fmt: skip
     table = Table()
     for col in ("metric", "valid", "test"):
         table.add_column(col, justify="left" if col == "metric" else "right")

@@ -103,6 +103,7 @@ class FitResult:
     s_per_epoch: float  # mean wall time of a training epoch (no evaluation), the first one excluded
     seconds: float  # the whole fit, evaluation included (over every attempt of a resumed run)
     history: list[dict] = field(default_factory=list)  # one ``info`` per epoch (see ProgressFn)
+    stopped_by: str | None = None  # "patience" (early stopping), "time_budget", or None (the epoch budget ran out)
     state_dict: dict | None = None  # the selected weights (``keep_state=True``)
 
     def __repr__(self) -> str:
@@ -289,6 +290,7 @@ class Trainer:
         epoch_times: list[float] = []
         last_eval: tuple[int, dict[str, float]] | None = None
         first, stopped, elapsed = 1, False, 0.0
+        stopped_by: str | None = None
         guard = self.nan_guard
         if guard == "auto":
             guard = "grads" if any(is_manifold_parameter(p) or getattr(p, "is_curvature", False)
@@ -312,6 +314,7 @@ class Trainer:
                 last_eval = (int(resume["last_eval_epoch"]), dict(resume["last_eval"]))
             history, epoch_times = list(resume["history"]), list(resume["epoch_times"])
             first, stopped, elapsed = int(resume["epoch"]) + 1, bool(resume["stopped"]), float(resume["seconds"])
+            stopped_by = resume.get("stopped_by")
             set_rng_state(resume["rng"])
         t_start = time.perf_counter() - elapsed
         epoch = first - 1
@@ -340,10 +343,12 @@ class Trainer:
                 info["seconds"] = time.perf_counter() - t_start  # wall time so far: time-to-accuracy curves
                 history.append(info)
                 stopped = (self.select == "best" and stopper.exhausted) or over
+                if stopped and epoch < self.epochs:
+                    stopped_by = "time_budget" if over else "patience"
                 if self.checkpoint is not None and (epoch % self.checkpoint_every == 0 or stopped or epoch == self.epochs):
                     self.save_checkpoint({
                         "epoch": epoch, "model": model.state_dict(), "optimizer": opt.state_dict(),
-                        "stopper": stopper.state_dict(), "stopped": stopped,
+                        "stopper": stopper.state_dict(), "stopped": stopped, "stopped_by": stopped_by,
                         "best_epoch": best[0] if best else None, "best_valid": best[1] if best else {},
                         "best_state": best_state,
                         "last_eval_epoch": last_eval[0] if last_eval else None,
@@ -373,6 +378,7 @@ class Trainer:
             metric=task.metric, valid=dict(valid), test=test, best_epoch=best_epoch, epochs=epoch,
             s_per_epoch=float(np.mean(steady)) if steady else 0.0, seconds=time.perf_counter() - t_start,
             history=history, state_dict=copy.deepcopy(model.state_dict()) if self.keep_state else None,
+            stopped_by=stopped_by,
         )  # fmt: skip
 
 

@@ -180,6 +180,9 @@ def test_time_budget_stops_after_the_running_epoch_and_evaluates_it():
     train_cfg, make = _link("lightgcn", ["train.epochs=50", "train.eval_every=10", "train.patience=100"])
     res = _fit(train_cfg, make, time_budget=1e-9)  # over budget from the first epoch on
     assert res.epochs == 1 and res.best_epoch == 1 and "valid" in res.history[0]
+    assert res.stopped_by == "time_budget"
+    full = _fit(*_link("mf", ["train.epochs=2"]))
+    assert full.stopped_by is None and full.epochs == 2
     with pytest.raises(ValueError, match="time_budget"):
         Trainer(time_budget=0)
 
