@@ -83,9 +83,9 @@ class ModelFolder:
             raise FileNotFoundError(f"{self.path} holds a node-classification model (weights, config and metrics); "
                                     "only recommendation models (task: rec) are served")  # fmt: skip
         if not card.is_file():
-            raise FileNotFoundError(f"{self.path} is not an exported model (no {CARD}) nor an artifact registry; "
-                                    "export one with `graphrec train CONFIG`, `graphrec bench rec --export DIR` "
-                                    "or graphrec.serving.export_model()")  # fmt: skip
+            what = "does not exist" if not self.path.exists() else f"is not an exported model (no {CARD}) nor an artifact registry"
+            raise FileNotFoundError(f"{self.path} {what}; export a model with `graphrec train CONFIG` (task: rec or ads), "
+                                    "`graphrec bench rec --export DIR` or graphrec.serving.export_model()")  # fmt: skip
         self.card: dict[str, Any] = json.loads(card.read_text())
         fmt = self.card.get("format")
         if fmt not in READABLE_FORMATS:

@@ -83,5 +83,5 @@ def test_cli_rejects_models_it_cannot_draw(tmp_path):
     res = runner.invoke(app, ["plot", "poincare", str(euclid), "--out", str(tmp_path / "x.png")])
     assert res.exit_code == 2 and "not a hyperbolic scorer" in " ".join(res.output.split())
     res = runner.invoke(app, ["plot", "poincare", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x.png")])
-    assert res.exit_code == 2 and "not an exported model" in " ".join(res.output.split())
+    assert res.exit_code == 2 and "nowhere does not exist" in " ".join(res.output.split())
     assert not (tmp_path / "x.png").exists()

@@ -111,6 +111,9 @@ def test_recommend_cli(exported):
     res = runner.invoke(app, ["recommend", "--model", str(path), "--user", "77", "--fallback", "popular", "-k", "3"])
     assert res.exit_code == 0 and "popular" in res.output
     res = runner.invoke(app, ["recommend", "--model", str(path.parent / "nope"), "--user", "1"])
+    assert res.exit_code == 2 and "nope does not exist" in " ".join(res.output.split())
+    (path.parent / "empty").mkdir()
+    res = runner.invoke(app, ["recommend", "--model", str(path.parent / "empty"), "--user", "1"])
     assert res.exit_code == 2 and "not an exported model" in " ".join(res.output.split())
 
 
