@@ -168,9 +168,19 @@ def plot_time_to_accuracy(rows: list[dict[str, Any]], path: str | Path, metric: 
 DISK_RINGS: tuple[float, ...] = (1.0, 2.0, 4.0)
 
 
+def disk_window(*points: Any, quantile: float = 0.99, threshold: float = 0.5) -> float:
+    """Half-width of a panel's view of the unit disk: 1.06 (the whole disk), or, when the ``quantile`` of the points'
+    radii is below ``threshold`` (a barely trained model sits near the centre), 1.15 times that radius."""
+    import numpy as np
+
+    radii = np.concatenate([np.linalg.norm(np.asarray(p, float).reshape(-1, 2), axis=1) for p in points])
+    r = float(np.quantile(radii, quantile)) if radii.size else 1.0
+    return 1.06 if r >= threshold else max(1.15 * r, 1e-3)
+
+
 def plot_poincare(users: Any, items: Any, origins: Any, clusters: Any, curvatures: Any, path: str | Path,
                   weights: Any = None, title: str | None = None, target: str = "item",
-                  weight_label: str = "w") -> Path:  # fmt: skip
+                  weight_label: str = "w", zoom: bool = True) -> Path:  # fmt: skip
     r"""Users and items of a 2-D hyperbolic model on the unit Poincaré disk, one panel per manifold, to a PNG.
 
     Args:
@@ -182,6 +192,8 @@ def plot_poincare(users: Any, items: Any, origins: Any, clusters: Any, curvature
         curvatures: ``[M]`` :math:`c_m` (curvature :math:`-c_m`), shown in each panel's title.
         weights: ``[M]`` aggregation weights (optional, shown as ``weight_label`` in the titles).
         target: what the items are called in the legend (``item``, ``ad``).
+        zoom: zoom a panel in on its points when nearly all of them lie within half the disk's radius
+            (:func:`disk_window`); the title then says by how much.
 
     Dashed circles mark the hyperbolic distances :data:`DISK_RINGS` from the centre (in units of :math:`1/\sqrt{c_m}`).
     Matplotlib's Agg backend; the PNG is written atomically.
@@ -233,9 +245,12 @@ def plot_poincare(users: Any, items: Any, origins: Any, clusters: Any, curvature
         head = f"manifold {m}: c = {curvatures[m]:.3g}" if M > 1 else f"c = {curvatures[m]:.3g}"
         if weights is not None:
             head += f", {weight_label} = {float(np.asarray(weights)[m]):.2f}"
+        half = disk_window(users[m], items[m], origins[m]) if zoom else 1.06
+        if half < 1.06:
+            head += f" (zoomed ×{1 / half:.3g})"
         ax.set_title(head, fontsize=10)
-        ax.set_xlim(-1.06, 1.06)
-        ax.set_ylim(-1.06, 1.06)
+        ax.set_xlim(-half, half)
+        ax.set_ylim(-half, half)
         ax.set_aspect("equal")
         ax.axis("off")
     handles = [plt.Line2D([], [], ls="", marker="x", color="#555555", label=f"{target}s")]
@@ -245,7 +260,7 @@ def plot_poincare(users: Any, items: Any, origins: Any, clusters: Any, curvature
                               label="cluster origins (the panel's own at the centre)" if M > 1 else "origin"))  # fmt: skip
     handles.append(plt.Line2D([], [], ls="--", lw=0.8, color="grey",
                               label=f"distance {', '.join(f'{r:g}' for r in DISK_RINGS)} from the centre (units 1/√c)"))
-    ncol = min(len(handles), 4 if cols > 1 else 2)
+    ncol = min(len(handles), 4 if cols > 2 else 2)  # two panels: the long labels need two columns
     fig.legend(handles=handles, loc="lower center", ncol=ncol, fontsize=8, frameon=False)
     fig.suptitle(title or f"users and {target}s on the Poincaré disk" + (", one panel per manifold" if M > 1 else ""),
                  fontsize=11)  # fmt: skip

@@ -85,3 +85,15 @@ def test_cli_rejects_models_it_cannot_draw(tmp_path):
     res = runner.invoke(app, ["plot", "poincare", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x.png")])
     assert res.exit_code == 2 and "nowhere does not exist" in " ".join(res.output.split())
     assert not (tmp_path / "x.png").exists()
+
+
+def test_panels_zoom_in_on_points_near_the_centre():
+    from graphrec.plots import disk_window
+
+    rng = np.random.default_rng(0)
+    spread = rng.uniform(-0.6, 0.6, size=(200, 2))
+    assert disk_window(spread) == 1.06  # points out to the disk's middle: the whole disk
+    near = spread * 0.01  # a barely trained model
+    half = disk_window(near)
+    radii = np.linalg.norm(near, axis=1)
+    assert np.quantile(radii, 0.99) < half < 0.02 and half == pytest.approx(1.15 * np.quantile(radii, 0.99))
