@@ -8,8 +8,9 @@ from __future__ import annotations
 import json
 import shlex
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -90,6 +91,16 @@ def bench_nodes(
         err.print(f"wrote {json_path}")
 
 
+def _report(results: Any, table: Callable, write: Callable, json_path: str | None, export: str | None) -> None:
+    """Print a benchmark's table, write its JSON, and say where exported models went (rec and ads alike)."""
+    out.print(table(results))
+    if json_path:
+        write(json_path, results, command=_command())
+        err.print(f"wrote {json_path}")
+    if export:
+        err.print(f"exported models under {export}/")
+
+
 @bench_app.command("rec")
 def bench_rec(
     dataset: Annotated[str, typer.Option(help="a recommendation dataset (graphrec datasets), or a graph store folder")] = "ml-100k",
@@ -148,13 +159,7 @@ def bench_rec(
                                  show_progress=not quiet)  # fmt: skip
     except (ValueError, DatasetNotAvailableError, StoreError, EASEMemoryError) as exc:
         fail(str(exc))
-    results = summarize(runs)
-    out.print(results_table(results))
-    if json_path:
-        write_results(json_path, results, command=_command())
-        err.print(f"wrote {json_path}")
-    if export:
-        err.print(f"exported models under {export}/")
+    _report(summarize(runs), results_table, write_results, json_path, export)
 
 
 @bench_app.command("ads")
@@ -218,13 +223,7 @@ def bench_ads(
                                  console=err, show_progress=not quiet)  # fmt: skip
     except (ValueError, FileNotFoundError, DatasetNotAvailableError, StoreError) as exc:
         fail(str(exc))
-    results = summarize(runs)
-    out.print(results_table(results))
-    if json_path:
-        write_results(json_path, results, command=_command())
-        err.print(f"wrote {json_path}")
-    if export:
-        err.print(f"exported models under {export}/")
+    _report(summarize(runs), results_table, write_results, json_path, export)
 
 
 @plot_app.command("depth")

@@ -18,7 +18,7 @@ from pydantic import Field, field_validator, model_validator
 
 from graphrec.config.base import Strict, TaskConfig
 from graphrec.config.presets import resolve_task_config
-from graphrec.config.rec import SCORES, RecTrainConfig
+from graphrec.config.rec import SCORES, Cutoffs, RecTrainConfig
 from graphrec.config.trainer import TrainerConfig
 
 #: Ranking metrics of ad targeting (full ranking of all ads per user), and the metrics of the
@@ -120,16 +120,10 @@ class AdsDataConfig(Strict):
 
 
 class AdsEvalConfig(Strict):
-    ks: list[int] = Field([10, 20], description="cut-offs of HR@K, NDCG@K and Recall@K (full ranking of all ads)")
+    ks: Cutoffs = Field([10, 20], description="cut-offs of HR@K, NDCG@K and Recall@K (full ranking of all ads)")
     ece_bins: int = Field(10, ge=1, description="equal-width bins over [0, 1] of the expected calibration error")
     chunk_size: int | None = Field(None, ge=1, description="users per ranking chunk (default: ~256 MB of scores)")
 
-    @field_validator("ks")
-    @classmethod
-    def _ks(cls, value: list[int]) -> list[int]:
-        if not value or min(value) < 1:
-            raise ValueError(f"ks must be positive integers, got {value}")
-        return sorted(set(value))
 
 
 class AdsConfig(TaskConfig):

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from graphrec.config.base import Strict, TaskConfig
 from graphrec.config.presets import resolve_task_config
@@ -87,8 +87,19 @@ class RecDataConfig(Strict):
     drop_cold_items: bool = Field(False, description="drop validation/test pairs of items without training pairs")
 
 
+def positive_ks(value: list[int]) -> list[int]:
+    """Cut-offs sorted and deduplicated; an empty list or one below 1 is an error."""
+    if not value or min(value) < 1:
+        raise ValueError(f"ks must be positive integers, got {value}")
+    return sorted(set(value))
+
+
+#: Cut-offs K of the @K metrics: positive, sorted, without repeats.
+Cutoffs = Annotated[list[int], AfterValidator(positive_ks)]
+
+
 class RecEvalConfig(Strict):
-    ks: list[int] = Field([10, 20], description="cut-offs")
+    ks: Cutoffs = Field([10, 20], description="cut-offs")
     metrics: list[str] = Field(list(ALL_METRICS))
     chunk_size: int | None = Field(None, ge=1, description="users per evaluation chunk (default: ~256 MB of scores)")
 
@@ -100,12 +111,6 @@ class RecEvalConfig(Strict):
             raise ValueError(f"unknown metric(s) {unknown}; known: {list(ALL_METRICS)}")
         return value
 
-    @field_validator("ks")
-    @classmethod
-    def _ks(cls, value: list[int]) -> list[int]:
-        if not value or min(value) < 1:
-            raise ValueError(f"ks must be positive integers, got {value}")
-        return sorted(set(value))
 
 
 class RecConfig(TaskConfig):

@@ -82,9 +82,8 @@ def check_split(n) -> None:
 
 
 def stage_train(n, bar) -> dict[str, Any]:
-    from graphrec.pipeline.runner import FAULT_ENV, _seed
+    from graphrec.pipeline.runner import _seed, train_hooks
     from graphrec.tasks.ads import build_ads_model, fit_ads
-    from graphrec.utils.faults import fault_point
     from graphrec.utils.seed import seed_everything
 
     cfg = n.cfg
@@ -96,28 +95,11 @@ def stage_train(n, bar) -> dict[str, Any]:
     ckpt_path = n.run_dir / "train.ckpt.pt"
     seed_everything(_seed(cfg.train.seed, n.date, n.generation))
     model = build_ads_model(acfg, data)
-    resume = torch.load(ckpt_path, map_location="cpu", weights_only=True) if ckpt_path.is_file() else None
-    if resume is not None:
-        n.emit("train_resume", epoch=int(resume["epoch"]))
-    task = bar.add_task("train", total=epochs, info="") if bar is not None else None
-    if task is not None and resume is not None:
-        bar.update(task, completed=int(resume["epoch"]))
-
-    def checkpoint(state: dict) -> None:
-        with atomic_open(ckpt_path, "wb") as fh:
-            torch.save(state, fh)
-        fault_point(FAULT_ENV, f"train_epoch_{state['epoch']}")
-
-    def progress(epoch, total, info):
-        if task is not None:
-            extra = f"loss {info['loss']:.4f}" + (f"  valid {info['valid']:.4f}" if "valid" in info else "")
-            bar.update(task, completed=epoch, info=extra)
-
+    resume, checkpoint, progress, done = train_hooks(n, bar, ckpt_path, epochs)
     t0, c0 = time.perf_counter(), time.process_time()
     res = fit_ads(data, model, acfg, progress=progress, keep_state=False, checkpoint=checkpoint,
                   checkpoint_every=cfg.train.checkpoint_every, resume=resume)  # fmt: skip
-    if task is not None:
-        bar.remove_task(task)
+    done()
     with atomic_open(n.run_dir / "model.pt", "wb") as fh:
         torch.save(model.state_dict(), fh)
     atomic_write_json(n.run_dir / ADS_CONFIG, acfg.model_dump(mode="json"))

@@ -25,6 +25,7 @@ import os
 import shutil
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -258,6 +259,34 @@ def _check_split(n: _Night) -> None:
             raise PipelineError(f"the rebuilt {part} split differs from the one recorded in {n.run_dir}/split.npz")
 
 
+def train_hooks(n: _Night, bar, ckpt_path: Path, epochs: int) -> tuple[dict | None, Callable, Callable, Callable]:
+    """The training wiring every pipeline task shares: ``(resume, checkpoint, progress, done)``: the checkpoint
+    to resume from (None without one), the checkpoint writer (atomic, with a fault point after each epoch), the
+    trainer's progress callback (the bar's ``train`` task), and ``done()``, which removes that task."""
+    resume = torch.load(ckpt_path, map_location="cpu", weights_only=True) if ckpt_path.is_file() else None
+    if resume is not None:
+        n.emit("train_resume", epoch=int(resume["epoch"]))
+    task = bar.add_task("train", total=epochs, info="") if bar is not None else None
+    if task is not None and resume is not None:
+        bar.update(task, completed=int(resume["epoch"]))
+
+    def checkpoint(state: dict) -> None:
+        with atomic_open(ckpt_path, "wb") as fh:
+            torch.save(state, fh)
+        fault_point(FAULT_ENV, f"train_epoch_{state['epoch']}")
+
+    def progress(epoch, total, info):
+        if task is not None:
+            extra = f"loss {info['loss']:.4f}" + (f"  valid {info['valid']:.4f}" if "valid" in info else "")
+            bar.update(task, completed=epoch, info=extra)
+
+    def done() -> None:
+        if task is not None:
+            bar.remove_task(task)
+
+    return resume, checkpoint, progress, done
+
+
 def _stage_train(n: _Night, bar) -> dict[str, Any]:
     from graphrec.pipeline.warm import warm_start
     from graphrec.tasks.link import build_rec_model, fit_link
@@ -301,28 +330,11 @@ def _stage_train(n: _Night, bar) -> dict[str, Any]:
     if warm and cfg.warm.new_rows_lr is not None and model.embedding is not None:
         rows = torch.from_numpy(np.load(rows_path))
         row_lr = [RowLRScale(model.embedding.weight, rows, cfg.warm.new_rows_lr / rcfg.train.lr)]
-    resume = torch.load(ckpt_path, map_location="cpu", weights_only=True) if ckpt_path.is_file() else None
-    if resume is not None:
-        n.emit("train_resume", epoch=int(resume["epoch"]))
-    task = bar.add_task("train", total=epochs, info="") if bar is not None else None
-    if task is not None and resume is not None:
-        bar.update(task, completed=int(resume["epoch"]))
-
-    def checkpoint(state: dict) -> None:
-        with atomic_open(ckpt_path, "wb") as fh:
-            torch.save(state, fh)
-        fault_point(FAULT_ENV, f"train_epoch_{state['epoch']}")
-
-    def progress(epoch, total, info):
-        if task is not None:
-            extra = f"loss {info['loss']:.4f}" + (f"  valid {info['valid']:.4f}" if "valid" in info else "")
-            bar.update(task, completed=epoch, info=extra)
-
+    resume, checkpoint, progress, done = train_hooks(n, bar, ckpt_path, epochs)
     t0, c0 = time.perf_counter(), time.process_time()
     res = fit_link(data, model, rcfg, progress=progress, keep_state=False, checkpoint=checkpoint,
                    checkpoint_every=cfg.train.checkpoint_every, resume=resume, row_lr=row_lr)  # fmt: skip
-    if task is not None:
-        bar.remove_task(task)
+    done()
     with atomic_open(n.run_dir / "model.pt", "wb") as fh:
         torch.save(model.state_dict(), fh)
     atomic_write_json(n.run_dir / "rec_config.json", rcfg.model_dump(mode="json"))

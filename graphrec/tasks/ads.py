@@ -60,9 +60,10 @@ from graphrec.config.ads import ADS_RANKING_METRICS, AdsConfig, AdsDataConfig
 from graphrec.data.splits import random_split, time_split
 from graphrec.metrics import CSR, evaluate_topk
 from graphrec.metrics.binary import binary_metrics
-from graphrec.models import BipartiteRecommender, build_model, get_spec
+from graphrec.models import BipartiteRecommender
 from graphrec.nn.score import Scorer, build_scorer
 from graphrec.sampling import NegativeSampler
+from graphrec.tasks.link import build_id_backbone
 from graphrec.tasks.trainer import FitResult, Part, ProgressFn, Trainer
 
 USER = "user"
@@ -521,13 +522,7 @@ def build_ads_model(cfg: AdsConfig, data: AdsData) -> AdTargetingModel:
             or ``inputs`` with features on a store without any.
     """
     t = cfg.train
-    spec = get_spec(cfg.model_name)
-    if not spec.learns_inputs:
-        raise ValueError(f"{spec.name!r} cannot learn its inputs: its forward pass passes no gradient to them "
-                         f"({spec.cls.__name__}.learns_inputs is False); see `graphrec models`")  # fmt: skip
-    hs = t.hop_sampling
-    backbone = build_model(spec.name, t.embedding_dim, t.embedding_dim,
-                           hop_sampling=hs.model_dump() if hs.enabled else None, **cfg.model_params)  # fmt: skip
+    spec, backbone = build_id_backbone(cfg)
     log = data.log
     model = AdTargetingModel(
         data.num_users, data.num_items, data.num_ads, backbone, t.embedding_dim, calibration=t.calibration,

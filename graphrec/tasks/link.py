@@ -25,14 +25,15 @@ from torch import Tensor, nn
 from graphrec.config.rec import RecConfig
 from graphrec.data.interactions import RecData
 from graphrec.metrics import evaluate_topk
-from graphrec.models import BipartiteRecommender, build_model, get_spec
+from graphrec.models import BipartiteRecommender, ModelSpec, build_model, get_spec
 from graphrec.nn.score import build_scorer
 from graphrec.sampling import NegativeSampler
 from graphrec.tasks.trainer import FitResult, Part, ProgressFn, Trainer
 
 
-def build_rec_model(cfg: RecConfig, data: RecData) -> BipartiteRecommender:
-    """The configured backbone on ``data``'s user+item graph, hop-sampled when enabled.
+def build_id_backbone(cfg: RecConfig | Any) -> tuple[ModelSpec, nn.Module]:
+    """``(spec, backbone)`` of the configured model for learnable ID inputs of ``train.embedding_dim``, hop-sampled
+    when enabled (a recommendation or ad-targeting config).
 
     Raises:
         ValueError: a backbone that cannot learn its inputs (``learns_inputs``), bad parameters,
@@ -46,6 +47,17 @@ def build_rec_model(cfg: RecConfig, data: RecData) -> BipartiteRecommender:
     hs = t.hop_sampling
     backbone = build_model(spec.name, t.embedding_dim, t.embedding_dim,
                            hop_sampling=hs.model_dump() if hs.enabled else None, **cfg.model_params)  # fmt: skip
+    return spec, backbone
+
+
+def build_rec_model(cfg: RecConfig, data: RecData) -> BipartiteRecommender:
+    """The configured backbone on ``data``'s user+item graph, hop-sampled when enabled.
+
+    Raises:
+        ValueError: see :func:`build_id_backbone`, and bad scorer options.
+    """
+    t = cfg.train
+    spec, backbone = build_id_backbone(cfg)
     src = data.source
     return BipartiteRecommender(
         data.num_users, data.num_items, backbone, t.embedding_dim,

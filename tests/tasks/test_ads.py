@@ -65,6 +65,19 @@ def test_auc_and_log_loss_equal_sklearn():
     assert math.isnan(roc_auc([1, 1], [0.2, 0.3]))  # one class: no pair to rank
 
 
+def test_the_tasks_metrics_equal_sklearn_on_the_models_predictions(store):
+    """The task's AUC and log loss against scikit-learn's, on the trained model's click probabilities of the test
+    pairs computed here through the model's own logits (not the evaluation's code path)."""
+    _, data, model, fit = _fit(store, "lightgcn", "train.score=hyperbolic")
+    users, ads = model.user_ad_embeddings(data.graph, data.edge_weight)
+    u, a, y = data.parts["test"]
+    with torch.no_grad():
+        p = torch.sigmoid(model.logits(users[u], ads[a])).double().numpy()
+    assert len(set(y.tolist())) == 2
+    assert fit.test["auc"] == pytest.approx(roc_auc_score(y.numpy(), p), abs=1e-6)
+    assert fit.test["log_loss"] == pytest.approx(sk_log_loss(y.numpy(), p), rel=1e-5)
+
+
 def test_ece_by_hand():
     p = np.array([0.05, 0.15, 0.95, 0.96, 0.10, 1.0])
     y = np.array([0, 1, 1, 1, 0, 1])
