@@ -128,14 +128,20 @@ class Interactions:
 
     @classmethod
     def from_store(cls, store, cfg: RecDataConfig | None = None, version: int | None = None) -> Interactions:
-        """Build the graph of ``store`` (window, event types and k-core from ``cfg``) and read its interactions."""
+        """Build the graph of ``store`` (window, event types, k-core and feature tables from ``cfg``) and read
+        its interactions.
+
+        Raises:
+            ValueError: ``cfg.features`` names a feature table the store version lacks (the message lists those it has).
+        """
         from graphrec.store import GraphStore, build
 
         cfg = cfg or RecDataConfig()
         st = store if isinstance(store, GraphStore) else GraphStore(store)
         data = build(st, version=version, window=tuple(cfg.window) if cfg.window else None,
                      event_types=cfg.event_types, target_types=[cfg.target],
-                     min_interactions=cfg.min_interactions, reverse=False)  # fmt: skip
+                     min_interactions=cfg.min_interactions, reverse=False,
+                     feature_tables=cfg.features or None)  # fmt: skip
         return cls.from_hetero(data, cfg.target, cfg.event_types, store=st)
 
     @property

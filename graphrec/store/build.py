@@ -9,6 +9,11 @@ edge type ``(target_type, 'rev_' + event_type, 'user')`` holds the same edges re
 Edge attributes: ``edge_time`` (int64 UTC epoch seconds), ``edge_weight`` (float32) and,
 where any event carries one, ``edge_value`` (float32, NaN where absent).
 
+Node features: the side tables' numeric (and one-hot) columns form ``x``; feature tables
+of the store (:meth:`GraphStore.write_features`, e.g. transformer user embeddings) named
+in ``feature_tables`` are appended after them, zeros on rows the table lacks, which
+``x_missing`` marks.
+
 Per-partition edge arrays are cached under ``<store>/cache/edges/<checksum>.v3.bin``; a
 partition file never changes, so its checksum is a safe key and a build over a new
 window only decodes partitions it has not seen before. A cache file holds raw arrays at
@@ -29,7 +34,8 @@ from typing import Any, Literal
 import numpy as np
 import polars as pl
 
-from graphrec.store.manifest import FileEntry
+from graphrec.store.errors import CorruptStoreError
+from graphrec.store.manifest import FileEntry, Manifest
 from graphrec.store.schema import USER
 from graphrec.store.store import GraphStore, to_utc
 from graphrec.utils.console import StepProgress
@@ -224,6 +230,7 @@ def build(
     collapse: bool = False,
     features: bool = True,
     categorical: Literal["index", "onehot"] = "index",
+    feature_tables: Sequence[str] | Literal["all"] | None = None,
     cache: bool = True,
     progress: bool | Callable[[str, int, int], None] = False,
 ):
@@ -245,7 +252,19 @@ def build(
         features: attach node features from the side tables.
         categorical: categorical attributes as an index matrix ``x_cat`` (0 = missing)
             or as one-hot blocks appended to ``x``.
+        feature_tables: feature tables of ``version`` (keys ``"<node type>/<name>"``, or
+            ``"all"``) appended to their node type's ``x`` (float32 ``[num_nodes, ...]``),
+            after the side-table columns and in the order given, whatever ``features`` says.
+            A node without a row in a table (e.g. a user added after the table was
+            written) gets zeros there; ``data[nt].x_missing`` (bool ``[num_nodes]``) is
+            True for nodes lacking a row in any attached table. Columns are named
+            ``"<name>[j]"`` in ``x_names``; ``data.store_info["feature_tables"]`` records
+            each table's column range, rows and provenance.
         cache: use and fill the per-partition edge-array cache.
+
+    Raises:
+        ValueError: an unknown event or target type, an empty window, or a feature table
+            that ``version`` does not have (the message lists those it has).
     """
     import torch
     from torch_geometric.data import HeteroData
@@ -270,6 +289,7 @@ def build(
         unknown = sorted(set(given or []) - set(known))
         if unknown:
             raise ValueError(f"unknown {name}(s) {unknown}; the schema declares {known}")
+    tables = _feature_table_keys(store, manifest, feature_tables)
     keep_et = set(event_types or schema.event_types)
     keep_tt = set(target_types or schema.target_types)
     lo_us = int(start_dt.timestamp() * 1_000_000) if start_dt is not None else None
@@ -356,6 +376,7 @@ def build(
         for nt in schema.node_types:
             if nt in manifest.attributes:
                 _attach_features(data, store, manifest.version, nt, sizes.get(nt, 0), categorical)
+    table_info = _attach_feature_tables(data, store, manifest, tables, sizes) if tables else None
     data.store_info = {
         "root": str(store.root),
         "version": manifest.version,
@@ -366,6 +387,8 @@ def build(
         ],
         "min_interactions": min_interactions,
     }
+    if table_info:
+        data.store_info["feature_tables"] = table_info
     return data
 
 
@@ -505,3 +528,66 @@ def _attach_features(
         data[nt].cat_vocab = vocab
     if texts:
         data[nt].text = {c: full[c].fill_null("").to_list() for c in texts}
+
+
+def _feature_table_keys(
+    store: GraphStore, manifest: Manifest, feature_tables: Sequence[str] | str | None
+) -> list[str]:
+    """The keys ``feature_tables`` names (``"all"``: every table of the version), checked to exist."""
+    if feature_tables is None:
+        return []
+    have = sorted(manifest.features)
+    if isinstance(feature_tables, str):
+        keys = have if feature_tables == "all" else [feature_tables]
+    else:
+        keys = list(dict.fromkeys(feature_tables))
+    unknown = [k for k in keys if k not in manifest.features]
+    if unknown:
+        raise ValueError(
+            f"no feature table {', '.join(map(repr, unknown))} in version {manifest.version} of {store.root}; "
+            f"it has {have or 'none'} (keys are '<node type>/<name>'; GraphStore.write_features writes them)"
+        )
+    return keys
+
+
+def _attach_feature_tables(
+    data, store: GraphStore, manifest: Manifest, keys: list[str], sizes: Mapping[str, int]
+) -> dict[str, dict[str, Any]]:
+    """Append the tables ``keys`` to their node types' ``x``; set ``x_names`` and ``x_missing``."""
+    import torch
+
+    by_type: dict[str, list[str]] = {}
+    for key in keys:
+        by_type.setdefault(manifest.features[key].node_type, []).append(key)
+    info: dict[str, dict[str, Any]] = {}
+    for nt, nt_keys in by_type.items():
+        n = sizes.get(nt, 0)
+        store_nt = data[nt]
+        old = getattr(store_nt, "x", None)
+        names = list(getattr(store_nt, "x_names", None) or []) if old is not None else []
+        col = 0 if old is None else int(old.shape[1])
+        missing = np.zeros(n, dtype=bool)
+        blocks = []
+        for key in nt_keys:
+            entry = manifest.features[key]
+            ids, x = store.read_features(key, manifest.version)
+            if ids.size and ids[-1] >= n:
+                raise CorruptStoreError(f"feature table {key!r} has id {int(ids[-1])}, but version "
+                                        f"{manifest.version} has only {n} {nt} nodes")  # fmt: skip
+            block = np.zeros((n, entry.dim), dtype=np.float32)
+            block[ids] = x
+            has = np.zeros(n, dtype=bool)
+            has[ids] = True
+            missing |= ~has
+            blocks.append(block)
+            names += [f"{entry.name}[{j}]" for j in range(entry.dim)]
+            info[key] = {
+                "node_type": nt, "columns": [col, col + entry.dim], "rows": entry.rows,
+                "data_version": entry.data_version, "objective": entry.encoder.get("objective"),
+            }  # fmt: skip
+            col += entry.dim
+        new = torch.from_numpy(np.concatenate(blocks, axis=1))
+        store_nt.x = new if old is None else torch.cat([old.float(), new], dim=1)
+        store_nt.x_names = names
+        store_nt.x_missing = torch.from_numpy(missing)
+    return info

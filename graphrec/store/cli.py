@@ -254,7 +254,7 @@ def _ingest_dataset(ctx: typer.Context, store: Path, name: str, paths: list[Path
 @store_app.command()
 @_errors
 def info(store: StoreOpt, version: VersionOpt = None, as_json: JsonOpt = False) -> None:
-    """Counts, id-map sizes, partitions and the last ingest of a version."""
+    """Counts, id-map sizes, partitions, feature tables and the last ingest of a version."""
     from graphrec.store import GraphStore
 
     data = GraphStore(store).info(version)
@@ -274,6 +274,10 @@ def info(store: StoreOpt, version: VersionOpt = None, as_json: JsonOpt = False) 
     table.add_row("id maps", ", ".join(f"{k} {v:,}" for k, v in data["id_maps"].items()))
     if data["attributes"]:
         table.add_row("attribute rows", ", ".join(f"{k} {v:,}" for k, v in data["attributes"].items()))
+    for key, f in data["features"].items():
+        table.add_row(f"features {escape(key)}", escape(
+            f"dim {f['dim']}, {f['rows']:,} rows, encoder {f['objective'] or '?'}, data version {f['data_version']}"
+        ))
     for key, n in sorted(c["by_event"].items()):
         table.add_row(f"  {key}", f"{n:,}")
     table.add_row("files / bytes", f"{data['files']:,} / {data['bytes']:,}")
@@ -317,9 +321,17 @@ def log(
         table.add_row(
             str(m.version), m.created_at.strftime("%Y-%m-%d %H:%M:%S"),
             *(f"{x:,}" for x in ((i.read, i.accepted, i.quarantined, i.duplicates) if i else (0, 0, 0, 0))),
-            f"{m.counts.events:,}", escape(i.message if i else ("created" if m.parent is None else "schema change")),
+            f"{m.counts.events:,}", escape(i.message if i else _change(m)),
         )
     console.print(table)
+
+
+def _change(m: Any) -> str:
+    """What a version without an ingest did: create the store, write feature tables, or change the schema."""
+    if m.parent is None:
+        return "created"
+    written = sorted(k for k, e in m.features.items() if e.file.version == m.version)
+    return "features " + ", ".join(written) if written else "schema change"
 
 
 @store_app.command()
@@ -396,6 +408,9 @@ def build_cmd(
     ] = None,
     min_interactions: Annotated[int, typer.Option(help="k-core filter (0: off).")] = 0,
     categorical: Annotated[Categorical, typer.Option(help="Categorical features as index or one-hot.")] = Categorical.index,
+    features: Annotated[
+        list[str] | None, typer.Option("--features", help="Feature table to attach, NODE_TYPE/NAME or all (repeatable).")
+    ] = None,
     out: Annotated[Path | None, typer.Option(help="Save the HeteroData with torch.save.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -410,7 +425,8 @@ def build_cmd(
     t0 = time.perf_counter()
     data = build(store, version=version, window=(start, end) if start or end else None,
                  event_weights=weights or None, min_interactions=min_interactions,
-                 categorical=categorical.value, progress=not as_json)
+                 categorical=categorical.value, progress=not as_json,
+                 feature_tables="all" if features == ["all"] else features or None)
     seconds = time.perf_counter() - t0
     summary = {
         "version": data.store_info["version"],
@@ -418,6 +434,8 @@ def build_cmd(
         "nodes": {nt: int(data[nt].num_nodes) for nt in data.node_types},
         "edges": {",".join(et): int(data[et].num_edges) for et in data.edge_types},
     }
+    if "feature_tables" in data.store_info:
+        summary["feature_tables"] = data.store_info["feature_tables"]
     if out is not None:
         import torch
 

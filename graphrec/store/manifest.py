@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -90,6 +90,33 @@ class Counts(BaseModel):
     last_day: str | None = None
 
 
+class FeatureEntry(BaseModel):
+    """A feature table: one float32 vector per node of one node type, keyed ``"<node type>/<name>"``.
+
+    The file (parquet) holds ``id`` (int64, the node type's contiguous ids, sorted, unique)
+    and ``x`` (fixed-size list of ``dim`` float32). Nodes without a row have no features
+    (e.g. users added by ingests after ``data_version``).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    file: FileEntry
+    node_type: str
+    name: str
+    dim: int
+    rows: int
+    #: What computed the vectors, e.g. ``{"objective": "sasrec", "params": {...}}``.
+    encoder: dict[str, Any] = Field(default_factory=dict)
+    #: The store version the encoder read (its ids index that version's id map).
+    data_version: int
+    created_at: dt.datetime
+    meta: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return f"{self.node_type}/{self.name}"
+
+
 class Manifest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -108,6 +135,8 @@ class Manifest(BaseModel):
     attributes: dict[str, FileEntry] = Field(default_factory=dict)
     #: Quarantine files, one per ingest that rejected something.
     quarantine: list[FileEntry] = Field(default_factory=list)
+    #: Feature tables: ``"<node type>/<name>"`` -> table; carried unchanged into later versions.
+    features: dict[str, FeatureEntry] = Field(default_factory=dict)
 
     def files(self) -> list[FileEntry]:
         """Every data file this version references."""
@@ -115,4 +144,5 @@ class Manifest(BaseModel):
         out += [f for m in self.id_maps.values() for f in m.files]
         out += list(self.attributes.values())
         out += list(self.quarantine)
+        out += [e.file for e in self.features.values()]
         return out

@@ -10,6 +10,7 @@ Layout of a store folder::
     idmaps/<node type>/*.parquet   append-only id-map chunks: external_id -> id
     attributes/<node type>/*.parquet  full side table as of the version that wrote it
     quarantine/*.parquet           rejected rows, one file per ingest
+    features/<node type>/*.parquet feature tables (``id`` + float32 vector ``x``), one file per write
     cache/                         derived data (per-partition edge arrays); safe to delete
 
 A commit writes every new file under a fresh name (temporary file, fsync, rename), then
@@ -24,7 +25,9 @@ import contextlib
 import datetime as dt
 import hashlib
 import io
+import json
 import os
+import re
 import secrets
 import sys
 from collections.abc import Iterator, Sequence
@@ -42,7 +45,7 @@ from graphrec.store.errors import (
     StoreNotFoundError,
     VersionNotFoundError,
 )
-from graphrec.store.manifest import FileEntry, IdMapEntry, Manifest
+from graphrec.store.manifest import FeatureEntry, FileEntry, IdMapEntry, Manifest
 from graphrec.store.schema import USER, LogSchema
 from graphrec.store.validate import QUARANTINE_SCHEMA
 from graphrec.utils.faults import fault_point
@@ -56,7 +59,9 @@ from graphrec.utils.io import (
 
 CURRENT = "CURRENT"
 LOCK = "LOCK"
-DATA_DIRS = ("events", "idmaps", "attributes", "quarantine", "schemas", "versions")
+DATA_DIRS = ("events", "idmaps", "attributes", "quarantine", "features", "schemas", "versions")
+#: Names of feature tables: they become file names, so no path separators or leading dots.
+FEATURE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 #: Environment variable naming a commit step at which the writer kills itself (crash tests).
 FAULT_ENV = "GRAPHREC_STORE_FAULT"
@@ -83,8 +88,8 @@ class GraphStore:
     """A versioned graph store in one folder. Open with :meth:`open`, create with :meth:`init`.
 
     Readers never lock: every version is immutable, and :attr:`version` follows ``CURRENT``
-    so a long-lived object sees new commits. Writes go through :func:`graphrec.store.ingest`
-    which holds the writer lock.
+    so a long-lived object sees new commits. Writes go through :func:`graphrec.store.ingest`,
+    :meth:`write_features` and :meth:`evolve_schema`, which hold the writer lock.
     """
 
     def __init__(self, root: str | os.PathLike):
@@ -283,6 +288,38 @@ class GraphStore:
             return pl.DataFrame(schema=QUARANTINE_SCHEMA)
         return pl.read_parquet([self.path(f) for f in files])
 
+    def features(self, node_type: str | None = None, version: int | None = None) -> dict[str, FeatureEntry]:
+        """Feature tables of ``version`` (default: current), keyed ``"<node type>/<name>"``, sorted by key;
+        only those of ``node_type`` when given."""
+        feats = self.manifest(version).features
+        return {k: feats[k] for k in sorted(feats) if node_type is None or feats[k].node_type == node_type}
+
+    def read_features(self, key: str, version: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The feature table ``key`` (``"<node type>/<name>"``) of ``version``: ``(ids, x)``.
+
+        Returns:
+            ids: int64 ``[n]``, the node type's contiguous ids, sorted ascending and unique;
+            x: float32 ``[n, dim]``, row ``k`` the vector of node ``ids[k]``.
+
+        Raises:
+            KeyError: no such table in ``version`` (the message lists those it has).
+            CorruptStoreError: the file disagrees with the manifest (rows, dim, column types).
+        """
+        m = self.manifest(version)
+        entry = m.features.get(key)
+        if entry is None:
+            raise KeyError(f"no feature table {key!r} in version {m.version} of {self.root}; "
+                           f"it has {sorted(m.features) or 'none'}")  # fmt: skip
+        df = pl.read_parquet(self.path(entry.file))
+        want = {"id": pl.Int64(), "x": pl.Array(pl.Float32(), entry.dim)}
+        if dict(df.schema) != want or df.height != entry.rows:
+            raise CorruptStoreError(
+                f"feature table {key!r} ({entry.file.path}) holds {df.height} rows of {dict(df.schema)}; "
+                f"manifest {m.version} says {entry.rows} rows of {want}"
+            )
+        x = df["x"].to_numpy().reshape(entry.rows, entry.dim)
+        return df["id"].to_numpy().astype(np.int64, copy=False), np.ascontiguousarray(x, dtype=np.float32)
+
     def info(self, version: int | None = None) -> dict[str, Any]:
         """A JSON-ready summary of ``version``: counts, id-map sizes, partitions, last ingest."""
         m = self.manifest(version)
@@ -298,6 +335,11 @@ class GraphStore:
             "id_maps": {nt: e.size for nt, e in m.id_maps.items()},
             "partitions": len(m.partitions),
             "attributes": {nt: e.rows for nt, e in m.attributes.items()},
+            "features": {
+                k: {"dim": e.dim, "rows": e.rows, "objective": e.encoder.get("objective"),
+                    "data_version": e.data_version, "version": e.file.version}
+                for k, e in sorted(m.features.items())
+            },  # fmt: skip
             "files": len(files),
             "bytes": sum(f.bytes for f in files),
             "versions": len(self.log()) if version is None else None,
@@ -321,6 +363,9 @@ class GraphStore:
                 problems.append(f"id map {nt}: chunks hold {sum(f.rows for f in entry.files)} ids, size is {entry.size}")
         if sum(f.rows for fs in m.partitions.values() for f in fs) != m.counts.events:
             problems.append("partition rows do not add up to counts.events")
+        for key, e in m.features.items():
+            if e.rows != e.file.rows or key != e.key:
+                problems.append(f"feature table {key}: entry says {e.key}, {e.rows} rows; its file {e.file.rows} rows")
         return problems
 
     # ------------------------------------------------------------------ writing
@@ -343,6 +388,105 @@ class GraphStore:
             manifest.ingest = None
             for nt in schema.node_types:
                 manifest.id_maps.setdefault(nt, IdMapEntry())
+            commit(self.root, manifest)
+            return manifest
+
+    def write_features(
+        self,
+        node_type: str,
+        name: str,
+        ids: np.ndarray,
+        x: np.ndarray,
+        *,
+        data_version: int,
+        encoder: dict[str, Any],
+        meta: dict[str, Any] | None = None,
+    ) -> Manifest:
+        """Commit a new version that adds the feature table ``"<node_type>/<name>"`` (replacing one of that key).
+
+        The new version is the current one plus this table (its parent is the current
+        version, which stays as it was); every later ingest carries the table forward.
+        Written like an ingest: under the writer lock, the file first, then the manifest,
+        then ``CURRENT``.
+
+        Args:
+            node_type: ``user`` or a target type of the schema.
+            name: table name, letters, digits, ``_``, ``.``, ``-`` (e.g. the encoder objective).
+            ids: int ``[n]``, unique contiguous ids of ``node_type`` in ``data_version``'s id map.
+            x: ``[n, dim]`` real numbers (stored as float32), row ``k`` the vector of ``ids[k]``.
+            data_version: the store version the vectors were computed from.
+            encoder: JSON-ready description of what computed them, ``{"objective": ..., "params": {...}}``.
+            meta: any other JSON-ready facts (metrics, run folder, ...).
+
+        Returns:
+            The committed manifest.
+
+        Raises:
+            ValueError: a bad name, ids not 1-D integers, duplicate ids, ids outside the id map,
+                ``x`` not ``[n, dim]`` with ``dim >= 1`` and ``n >= 1``, non-finite values, or
+                ``encoder`` / ``meta`` not JSON-ready (each message names the table).
+            SchemaError: ``node_type`` is not a node type of the schema.
+            VersionNotFoundError: ``data_version`` was never committed.
+            StoreLockedError: another process is writing the store.
+        """
+        key = f"{node_type}/{name}"
+        where = f"feature table {key!r}"
+        if not isinstance(name, str) or not FEATURE_NAME.fullmatch(name):
+            raise ValueError(f"{where}: the name must match {FEATURE_NAME.pattern} (it names a file)")
+        ids_a, x_a = np.asarray(ids), np.asarray(x)
+        if ids_a.ndim != 1 or not (np.issubdtype(ids_a.dtype, np.integer) or ids_a.size == 0):
+            raise ValueError(f"{where}: ids must be a 1-D integer array, got shape {ids_a.shape} of {ids_a.dtype}")
+        if x_a.ndim != 2 or x_a.shape[0] != ids_a.shape[0] or x_a.shape[1] < 1 or x_a.shape[0] < 1:
+            raise ValueError(f"{where}: x must have shape [n, dim] with n = len(ids) = {ids_a.shape[0]} >= 1 "
+                             f"and dim >= 1, got {x_a.shape}")  # fmt: skip
+        if not (np.issubdtype(x_a.dtype, np.floating) or np.issubdtype(x_a.dtype, np.integer)):
+            raise ValueError(f"{where}: x must hold real numbers, got {x_a.dtype}")
+        ids_a = ids_a.astype(np.int64)
+        with np.errstate(over="ignore"):  # a float64 beyond float32's range becomes inf, caught below
+            x32 = x_a.astype(np.float32)
+        bad = ~np.isfinite(x32).all(axis=1)
+        if bad.any():
+            raise ValueError(f"{where}: {int(bad.sum())} row(s) hold NaN or infinite values (as float32), "
+                             f"e.g. id {int(ids_a[bad][0])}")  # fmt: skip
+        uniq, counts = np.unique(ids_a, return_counts=True)
+        if uniq.size != ids_a.size:
+            raise ValueError(f"{where}: ids must be unique; {int((counts > 1).sum())} repeat, "
+                             f"e.g. id {int(uniq[counts > 1][0])}")  # fmt: skip
+        for label, obj in (("encoder", encoder), ("meta", meta or {})):
+            try:
+                json.dumps(obj)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"{where}: {label} must be a JSON-ready dict: {exc}") from None
+            if not isinstance(obj, dict):
+                raise ValueError(f"{where}: {label} must be a dict, got {type(obj).__name__}")
+        order = np.argsort(ids_a, kind="stable")
+        ids_a, x32 = ids_a[order], np.ascontiguousarray(x32[order])
+        with self.lock():
+            collect_garbage(self)
+            parent = self.manifest()
+            schema = self.schema(parent.version)
+            if node_type not in schema.node_types:
+                raise SchemaError(f"{where}: {node_type!r} is not a node type of the store's schema; "
+                                  f"node types are {schema.node_types}")  # fmt: skip
+            source = self.manifest(data_version)
+            size = source.id_maps[node_type].size if node_type in source.id_maps else 0
+            if ids_a[0] < 0 or ids_a[-1] >= size:
+                out = ids_a[(ids_a < 0) | (ids_a >= size)]
+                raise ValueError(f"{where}: {out.size} id(s) outside [0, {size}), the {node_type} id map of "
+                                 f"version {source.version} (data_version), e.g. {int(out[0])}")  # fmt: skip
+            v = parent.version + 1
+            dim = int(x32.shape[1])
+            df = pl.DataFrame({"id": ids_a, "x": pl.Series("x", x32, dtype=pl.Array(pl.Float32, dim))})
+            now = dt.datetime.now(dt.UTC)
+            entry = FeatureEntry(
+                file=write_parquet_file(self.root, f"features/{node_type}", name, df, v), node_type=node_type,
+                name=name, dim=dim, rows=int(ids_a.size), encoder=dict(encoder), data_version=source.version,
+                created_at=now, meta=dict(meta or {}),
+            )  # fmt: skip
+            manifest = parent.model_copy(deep=True)
+            manifest.version, manifest.parent, manifest.created_at = v, parent.version, now
+            manifest.ingest = None
+            manifest.features[key] = entry
             commit(self.root, manifest)
             return manifest
 

@@ -115,7 +115,8 @@ class AdLog:
 
         Raises:
             ValueError: the ad type, a positive event, an event weight's event type or a graph
-                target type is not in the store's schema (the message lists what it has).
+                target type is not in the store's schema, or ``cfg.features`` names a feature table
+                the store version lacks (the message lists what it has).
         """
         from graphrec.store import GraphStore, build
 
@@ -145,7 +146,8 @@ class AdLog:
             weights[impression] = 0.0
         weights.update(cfg.event_weights)
         data = build(st, version=version, window=tuple(cfg.window) if cfg.window else None,
-                     target_types=[cfg.target, *graph_targets], event_weights=weights, reverse=False)  # fmt: skip
+                     target_types=[cfg.target, *graph_targets], event_weights=weights, reverse=False,
+                     feature_tables=cfg.features or None)  # fmt: skip
         n_users, n_ads = int(data[USER].num_nodes), int(data[cfg.target].num_nodes)
 
         def edges(target: str) -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
