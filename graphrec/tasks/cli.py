@@ -1,4 +1,5 @@
-"""``graphrec train CONFIG``: train any task from a run config and write its model; ``graphrec ads`` and
+"""``graphrec train CONFIG``: train any task from a run config and write its model; ``graphrec encode``: train a
+user encoder and write its embeddings into the store as node features; ``graphrec ads`` and
 ``graphrec audience``: the two queries of an ad-targeting model folder."""
 
 from __future__ import annotations
@@ -76,6 +77,92 @@ def train_cmd(
                  "ads": f"; query it with: graphrec ads --model {res.out} --user USER, or graphrec audience --model "
                         f"{res.out} --ad AD"}.get(res.spec.task, "")  # fmt: skip
         err.print(f"wrote {res.out}{serve}")
+
+
+@app.command("encode")
+def encode_cmd(
+    config: Annotated[str | None, typer.Argument(help="run config YAML with task: encode (dataset, model, train, data, "
+                                                      "features); or give --dataset and --objective")] = None,
+    dataset: Annotated[str | None, typer.Option(help="a dataset of graphrec datasets (ml-100k, beauty, ...) or a "
+                                                     "graph-store folder")] = None,
+    objective: Annotated[str | None, typer.Option(help="sasrec, clue, shopperbert or lmrec (model.name)")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="override a key, e.g. model.dim=128 or seed=1")] = None,
+    out_dir: Annotated[str | None, typer.Option("--out", help="where the encoder folder goes (warm starts read it)")] = None,
+    init_from: Annotated[str | None, typer.Option("--init-from", help="an encoder folder to warm-start from")] = None,
+    write: Annotated[bool, typer.Option(help="write the embeddings into the store as feature tables")] = True,
+    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda or cuda:N (train.device)")] = None,
+    threads: Annotated[int | None, typer.Option(min=1, help="torch CPU threads")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the metrics as JSON")] = False,
+    quiet: Annotated[bool, typer.Option(help="no progress bar")] = False,
+) -> None:
+    """Train a transformer user encoder on behaviour sequences and write its user (and item) embeddings into the
+    store as versioned feature tables (user/<name>); a recommendation or ad config attaches them with
+    data.features: [user/<name>] and train.inputs: features or both."""
+    from graphrec.config import ConfigError
+    from graphrec.data import DatasetNotAvailableError
+    from graphrec.store import StoreError
+    from graphrec.tasks.encode import encode
+    from graphrec.tasks.run import load_run_config
+    from graphrec.tasks.trainer import NonFiniteError
+
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+    raw: dict = {"task": "encode"}
+    if config is None:
+        if dataset is None or objective is None:
+            fail("give a run config, or both --dataset and --objective (e.g. --dataset ml-100k --objective sasrec)")
+    if dataset is not None:
+        raw["dataset"] = dataset
+    if objective is not None:
+        raw["model"] = {"name": objective}
+    overrides = list(set_ or []) + ([f"train.device={device}"] if device else [])
+    try:
+        if config is not None:
+            from graphrec.config import read_yaml_mapping
+
+            from_file = read_yaml_mapping(config, "run config")
+            if from_file.get("task", "encode") != "encode":
+                fail(f"{config} is a task: {from_file['task']} config; graphrec encode takes task: encode (or use "
+                     "graphrec train)")  # fmt: skip
+            raw = {**from_file, **{k: v for k, v in raw.items() if k != "model"},
+                   "model": {**(from_file.get("model") or {}), **raw.get("model", {})}}  # fmt: skip
+        spec, cfg = load_run_config(raw, overrides)
+        res = encode(spec.dataset, cfg, seed=spec.seed, out=out_dir or spec.out, write=write, init_from=init_from,
+                     progress=not quiet)  # fmt: skip
+    except (ConfigError, ValueError, TypeError, DatasetNotAvailableError, StoreError) as exc:
+        fail(str(exc))
+    except NonFiniteError as exc:
+        fail(str(exc), 1)
+    fit = res.fit
+    if as_json:
+        typer.echo(json.dumps({"valid": fit.valid, "test": fit.test, "best_epoch": fit.best_epoch, "epochs": fit.epochs,
+                               "s_per_epoch": fit.s_per_epoch, "seconds": fit.seconds, "tokens_per_s": res.tokens_per_s,
+                               "users": int(res.users.shape[0]), "dim": int(res.users.shape[1]),
+                               "tables": res.tables, "store_version": res.store_version,
+                               "out": str(res.out) if res.out else None}))  # fmt: skip
+        return
+    err.print(f"{cfg.model_name} encoder on {spec.dataset} (seed {spec.seed}): selected epoch {fit.best_epoch} of "
+              f"{fit.epochs}, {fit.s_per_epoch:.2f} s per epoch ({res.tokens_per_s / 1000:.1f}k tokens/s), "
+              f"{fit.seconds:.1f} s in all")  # fmt: skip
+    table = Table()
+    for col in ("metric", "valid", "test"):
+        table.add_column(col, justify="left" if col == "metric" else "right")
+    for name in sorted(set(fit.valid) | set(fit.test), key=lambda k: (k != fit.metric, k)):
+        if name in ("users", "neg_loss"):
+            continue
+        cell = lambda d, k=name: f"{d[k]:.4f}" if k in d else ""  # noqa: E731
+        table.add_row(name, cell(fit.valid), cell(fit.test))
+    out.print(table)
+    if res.tables:
+        err.print(f"wrote {', '.join(res.tables)} ({res.users.shape[0]:,} users x {res.users.shape[1]}) into the store "
+                  f"(version {res.store_version}); use them with --set data.features=[{res.tables[0]}] "
+                  "--set train.inputs=both")  # fmt: skip
+    elif write:
+        err.print(f"{spec.dataset} has no graph store (a sequence file): no feature table written")
+    if res.out is not None:
+        err.print(f"wrote the encoder to {res.out} (warm-start a later run with --init-from {res.out})")
 
 
 ModelOpt = Annotated[str, typer.Option("--model", help="ad-targeting model folder (graphrec train with task: ads, or "

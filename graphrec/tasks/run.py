@@ -3,7 +3,8 @@
 A run config is a task config (the sections of ``graphrec config MODEL --task node|rec|ads``)
 plus four run keys::
 
-    task: rec                 # rec (recommendation), ads (ad targeting) or node (node classification)
+    task: rec                 # rec (recommendation), ads (ad targeting), node (node classification) or
+                              # encode (a user encoder: model.name is its objective, sasrec, clue, shopperbert or lmrec)
     dataset: ml-100k          # a dataset of `graphrec datasets`, or a graph-store folder (rec, ads)
     seed: 0                   # seeds the split, the initialisation and the training
     out: runs/lightgcn        # where the trained model goes (rec: a model folder for `graphrec recommend`;
@@ -40,6 +41,7 @@ from graphrec.config import (
     resolve_rec_config,
     validate,
 )
+from graphrec.config.encoder import EncoderConfig, resolve_encoder_config
 from graphrec.config.presets import resolve_task_config
 from graphrec.tasks.trainer import FitResult, ProgressFn
 from graphrec.utils.io import atomic_open, atomic_write_json, atomic_write_text
@@ -47,17 +49,19 @@ from graphrec.utils.seed import seed_everything
 
 RUN_KEYS = ("task", "dataset", "seed", "out")
 TASK_SECTIONS = {"node": ("model", "train", "data"), "rec": ("model", "train", "data", "eval"),
-                 "ads": ("model", "train", "data", "eval")}
+                 "ads": ("model", "train", "data", "eval"), "encode": ("model", "train", "data", "eval", "features")}
 
 
 class RunSpec(Strict):
     """The run keys of a run config."""
 
-    task: Literal["node", "rec", "ads"] = Field(description="node (node classification), rec (recommendation) or "
-                                                "ads (ad targeting: user -> ad click probability)")
+    task: Literal["node", "rec", "ads", "encode"] = Field(description=(
+        "node (node classification), rec (recommendation), ads (ad targeting: user -> ad click probability) or encode "
+        "(a transformer user encoder whose embeddings become node features)"))
     dataset: str = Field(description="a dataset of `graphrec datasets`, or a graph-store folder (rec, ads)")
     seed: int = Field(0, description="seeds the split, the initialisation and the training")
-    out: str | None = Field(None, description="where the trained model goes (rec, ads: a servable model folder)")
+    out: str | None = Field(None, description="where the trained model goes (rec, ads: a servable model folder; "
+                            "encode: an encoder folder that a later run can warm-start from)")
 
 
 @dataclass
@@ -65,10 +69,10 @@ class TrainResult:
     """What :func:`train` returns."""
 
     spec: RunSpec
-    config: NodeConfig | RecConfig | AdsConfig
+    config: NodeConfig | RecConfig | AdsConfig | EncoderConfig
     fit: FitResult  # metrics (``fit.valid``, ``fit.test``), epochs, seconds
     model: nn.Module  # the trained model, with the selected weights
-    data: Any  # the split it was trained on (RecData) or the node dataset
+    data: Any  # the split it was trained on (RecData), the node dataset, or (encode) the EncodeResult
     out: Path | None  # the model folder written, if any
 
     def __repr__(self) -> str:
@@ -88,7 +92,7 @@ def load_run_config(config: str | os.PathLike | dict,
         stack.add("config mapping", config)
     else:
         stack.add_file(config, "run config")
-    stack.add_overrides(overrides, [*RUN_KEYS, *TASK_SECTIONS["rec"]])
+    stack.add_overrides(overrides, [*RUN_KEYS, *TASK_SECTIONS["encode"]])
     raw = stack.merged()
     spec = validate(RunSpec, {k: raw[k] for k in RUN_KEYS if k in raw}, stack)
     sections = TASK_SECTIONS[spec.task]
@@ -104,6 +108,8 @@ def load_run_config(config: str | os.PathLike | dict,
         return spec, resolve_rec_config(str(model), _catalog_name(spec.dataset), layers=task_layers)
     if spec.task == "ads":
         return spec, resolve_ads_config(str(model), _catalog_name(spec.dataset), layers=task_layers)
+    if spec.task == "encode":
+        return spec, resolve_encoder_config(str(model), _catalog_name(spec.dataset), layers=task_layers)
     return spec, resolve_task_config(NodeConfig, "node", str(model), spec.dataset, layers=task_layers)
 
 
@@ -160,6 +166,8 @@ def train(config: str | os.PathLike | dict, overrides: list[str] | None = None, 
         result = _train_rec(spec, cfg, options)
     elif spec.task == "ads":
         result = _train_ads(spec, cfg, options)
+    elif spec.task == "encode":
+        result = _train_encode(spec, cfg, options)
     else:
         result = _train_node(spec, cfg, options)
     if ckpt is not None:
@@ -209,6 +217,13 @@ def _train_ads(spec: RunSpec, cfg: AdsConfig, options: dict) -> TrainResult:
                                                               "best_epoch": fit.best_epoch, "epochs": fit.epochs,
                                                               "dataset": spec.dataset})  # fmt: skip
     return TrainResult(spec, cfg, fit, model, data, dest)
+
+
+def _train_encode(spec: RunSpec, cfg: EncoderConfig, options: dict) -> TrainResult:
+    from graphrec.tasks.encode import encode
+
+    res = encode(spec.dataset, cfg, seed=spec.seed, out=spec.out, **options)
+    return TrainResult(spec, cfg, res.fit, res.model, res, res.out)
 
 
 def _train_node(spec: RunSpec, cfg: NodeConfig, options: dict) -> TrainResult:

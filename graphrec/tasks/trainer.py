@@ -318,7 +318,7 @@ class Trainer:
             set_rng_state(resume["rng"])
         t_start = time.perf_counter() - elapsed
         epoch = first - 1
-        with _Progress(self.progress, self.epochs, task.metric) as bar:
+        with _Progress(self.progress, self.epochs, task.metric, getattr(task, "progress_text", None)) as bar:
             if resume is not None:
                 bar.update(epoch, {"epoch": epoch, **(history[-1] if history else {})})
             for epoch in range(first, self.epochs + 1) if not stopped else ():
@@ -326,7 +326,7 @@ class Trainer:
                     start_epoch(model, epoch)
                 run.train()
                 t0 = time.perf_counter()
-                loss = train_epoch(run, task, opt, epoch, guard=guard)
+                loss = train_epoch(run, task, opt, epoch, guard=guard, on_step=bar.step if bar.live else None)
                 epoch_times.append(time.perf_counter() - t0)
                 info: dict[str, Any] = {"epoch": epoch, "loss": loss}
                 over = self.time_budget is not None and time.perf_counter() - t_start > self.time_budget
@@ -387,10 +387,11 @@ _CHECKPOINT_KEYS = {"epoch", "model", "optimizer", "stopper", "stopped", "best_e
 
 
 def train_epoch(model: nn.Module, task: Task, opt: torch.optim.Optimizer, epoch: int,
-                guard: NanGuard = "loss") -> float:  # fmt: skip
+                guard: NanGuard = "loss", on_step: Callable[[int, float], None] | None = None) -> float:  # fmt: skip
     """One training epoch: every batch of ``task`` (forward, loss, backward, optimizer step);
     returns the examples-weighted mean loss. The body of :meth:`Trainer.fit`'s loop (benchmarks
-    time it alone).
+    time it alone). ``on_step(step, running mean loss)`` after every step (the progress bar's
+    within-epoch line).
 
     Raises:
         NonFiniteError: ``guard`` is ``loss`` or ``grads`` and a loss (or, with ``grads``, a gradient)
@@ -412,6 +413,8 @@ def train_epoch(model: nn.Module, task: Task, opt: torch.optim.Optimizer, epoch:
         opt.step()
         total += value * n
         count += n
+        if on_step is not None:
+            on_step(step, total / max(count, 1))
     return total / max(count, 1)
 
 
@@ -429,11 +432,16 @@ def _non_finite_message(model: nn.Module, epoch: int, step: int, what: str) -> s
 
 class _Progress:
     """A rich bar (``True``, in a terminal), periodic lines (``True``, when stderr is a file or
-    a pipe: about every tenth of the budget, or every 30 s), a :data:`ProgressFn`, or nothing."""
+    a pipe: about every tenth of the budget, or every 30 s), a :data:`ProgressFn`, or nothing.
 
-    def __init__(self, progress: bool | ProgressFn | None, total: int, metric: str):
+    A task with a ``progress_text()`` method (e.g. tokens per second) has its text appended; in a
+    terminal the bar also refreshes within an epoch (:meth:`step`)."""
+
+    def __init__(self, progress: bool | ProgressFn | None, total: int, metric: str,
+                 extra: Callable[[], str] | None = None):  # fmt: skip
         self.callback = progress if callable(progress) else None
-        self.total, self.metric = total, metric
+        self.total, self.metric, self.extra = total, metric, extra
+        self._step_at = 0.0
         self._bar = self._task = None
         self._lines = False
         if progress is True:
@@ -451,11 +459,25 @@ class _Progress:
             self._task = self._bar.add_task("epochs", total=self.total, info="")
         return self
 
+    @property
+    def live(self) -> bool:
+        """Whether a rich bar is shown (within-epoch updates are worth making)."""
+        return self._bar is not None
+
     def _text(self, info: dict) -> str:
         text = f"loss {info['loss']:.4f}" if "loss" in info else ""
         if "valid" in info:
             text += f"  valid {self.metric} {info['valid']:.4f}"
+        if self.extra is not None:
+            text += f"  {self.extra()}"
         return text
+
+    def step(self, step: int, loss: float) -> None:
+        """Within an epoch: the running loss (and the task's text), at most four times a second."""
+        now = time.monotonic()
+        if self._bar is not None and now - self._step_at >= 0.25:
+            self._step_at = now
+            self._bar.update(self._task, info=f"step {step}  loss {loss:.4f}" + (f"  {self.extra()}" if self.extra else ""))
 
     def update(self, epoch: int, info: dict) -> None:
         if self.callback is not None and info.get("epoch"):

@@ -120,7 +120,7 @@ def test_config_errors_name_the_key_and_file(store, tmp_path):
         load_run_config({"task": "node", "dataset": "Cora", "model": {"name": "gcn"}, "eval": {"ks": [5]}})
     with pytest.raises(ConfigError, match=r"train.lrr.*from --set train.lrr=1"):
         load_run_config(_config(tmp_path, store), ["train.lrr=1"])
-    with pytest.raises(ConfigError, match="task: Input should be 'node', 'rec' or 'ads'"):
+    with pytest.raises(ConfigError, match="task: Input should be 'node', 'rec', 'ads' or 'encode'"):
         load_run_config({"task": "clicks", "dataset": "x", "model": {"name": "mf"}})
     res = runner.invoke(app, ["train", str(tmp_path / "missing.yaml")])
     assert res.exit_code == 2 and "no run config at" in res.output
