@@ -155,7 +155,16 @@ class PublishConfig(Strict):
 
 
 class EncodersConfig(Strict):
-    enabled: bool = Field(False, description="refresh encoder node features before training")
+    """The encoders stage: a transformer user encoder trained on the behaviours before the night, whose user (and
+    item) embeddings are written into the store as feature tables; ``rec.data.features`` attaches them."""
+
+    enabled: bool = Field(False, description="train the encoder and refresh its feature tables before training")
+    config: dict[str, Any] = Field({"model": {"name": "sasrec"}}, description=(
+        "an encoder config (model, train, data, eval, features: the keys of `graphrec encode --set`), layered over "
+        "its objective's preset (model.name: sasrec, clue, shopperbert or lmrec)"))
+    cold_epochs: int = Field(10, ge=1, description="epochs of a full retrain (the first night, and every full_every)")
+    warm_epochs: int = Field(2, ge=1, description="epochs of a night warm-started from the last night's encoder")
+    full_every: int = Field(7, ge=0, description="nights between full retrains from scratch (0: only the first)")
 
 
 #: Pipeline defaults of the recommendation config, layered over the model's preset and under
@@ -206,7 +215,26 @@ class PipelineConfig(Strict):
                              f"{self.rec.eval.ks} and its name in rec.eval.metrics")  # fmt: skip
         if abs(sum(self.night.holdout) - 1.0) > 1e-6:
             raise ValueError(f"night.holdout must sum to 1, got {self.night.holdout}")
+        if self.encoders.enabled:
+            self.night_encoder(1)  # a bad encoder key fails when the file is read, not at night
         return self
+
+    def night_encoder(self, epochs: int):
+        """The encoder config of one night: ``encoders.config`` over its objective's preset, with the pipeline's
+        defaults (the last epoch kept, validation every epoch) and the night's epoch budget.
+
+        Raises:
+            ConfigError: no objective, or a bad key or value.
+        """
+        from graphrec.config.encoder import resolve_encoder_config
+
+        raw = self.encoders.config
+        name = (raw.get("model") or {}).get("name")
+        if not name:
+            raise ConfigError("encoders.config.model.name is required: sasrec, clue, shopperbert or lmrec")
+        return resolve_encoder_config(str(name), layers=[("pipeline defaults", {"train": {"select": "last"}}),
+                                                         ("encoders.config", raw),
+                                                         ("the night's budget", {"train": {"epochs": epochs}})])  # fmt: skip
 
     @property
     def paths_resolved(self) -> dict[str, Path]:

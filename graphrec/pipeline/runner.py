@@ -124,6 +124,7 @@ class _Night:
         self.log: RunLog | None = None
         self.day_start, self.day_end = day_bounds(date)
         self._inter = None
+        self._inter_features: list[str] = []
         self._night: NightData | None = None
         self._rec_cfg = None
         self._registry = None
@@ -154,18 +155,26 @@ class _Night:
         return self.registry.production
 
     def interactions(self):
-        if self._inter is None:
+        # Before the encoders stage has run, the feature tables that rec.data.features names may not exist yet (the
+        # first night writes them) and nothing needs them (the split reads the events only): read without them, and
+        # read again with them once the stage is recorded.
+        features = list(self.cfg.rec.data.features) if "encoders" in self.state.stages else []
+        if self._inter is None or self._inter_features != features:
             from graphrec.data.interactions import Interactions
 
             days = self.cfg.night.window_days
             start = None if days is None else self.day_end - days * 86400
-            dcfg = self.cfg.rec.data.model_copy(update={"window": (start, self.day_end)})
-            self._inter = Interactions.from_store(self.paths["store"], dcfg, version=self.state.stages["ingest"]["version"])
+            dcfg = self.cfg.rec.data.model_copy(update={"window": (start, self.day_end), "features": features})
+            # The encoders stage commits a version with its feature tables (the same events): read that one when it ran.
+            version = (self.state.stages.get("encoders") or {}).get("version") or self.state.stages["ingest"]["version"]
+            self._inter = Interactions.from_store(self.paths["store"], dcfg, version=version)
+            self._inter_features = features
+            self._night = None
         return self._inter
 
     def night(self) -> NightData:
+        inter = self.interactions()  # first: reading the interactions again resets the night's data
         if self._night is None:
-            inter = self.interactions()
             canary = None
             if self.cfg.eval.canary is not None:
                 df = load_or_draw_canary(self.paths["runs"] / "canary.parquet", inter, self.day_start, self.cfg.eval.canary)
@@ -240,10 +249,82 @@ def _stage_build(n: _Night, bar) -> dict[str, Any]:
 
 
 def _stage_encoders(n: _Night, bar) -> dict[str, Any]:
-    if n.cfg.encoders.enabled:
-        n.console.print("[yellow]encoders.enabled is set, but this version has no user encoders; node features unchanged")
-        return {"skipped": "no user encoder is available in this version"}
-    return {"skipped": "no encoder configured"}
+    """Train the user encoder on the behaviours before the night (warm-started from the last night's encoder, from
+    scratch every ``encoders.full_every`` nights) and write its feature tables into the store as a new version;
+    the night's training then reads that version (the same events, plus the tables)."""
+    ecfg = n.cfg.encoders
+    if not ecfg.enabled:
+        return {"skipped": "no encoder configured"}
+    from graphrec.encoders import from_store
+    from graphrec.store import GraphStore
+    from graphrec.tasks.encode import (
+        build_encoder_model,
+        embed_users,
+        encoder_tokenizer,
+        fit_encoder,
+        item_vectors,
+        save_encoder,
+        warm_start,
+        write_feature_tables,
+    )
+    from graphrec.utils.seed import seed_everything
+
+    store = GraphStore(n.paths["store"])
+    done = sorted(k for k, e in store.features().items() if e.meta.get("run") == n.run_id)
+    if done:  # a crash after the commit and before the record
+        return {"version": store.version, "tables": done, "resumed": True}
+    state_path = n.paths["runs"] / "encoder.json"
+    last = json.loads(state_path.read_text()) if state_path.is_file() else {}
+    last_full = dt.date.fromisoformat(last["last_full"]) if last.get("last_full") else None
+    full = (last_full is None or not last.get("folder") or not Path(last["folder"]).is_dir()
+            or (ecfg.full_every > 0 and (n.date - last_full).days >= ecfg.full_every))  # fmt: skip
+    epochs = ecfg.cold_epochs if full else ecfg.warm_epochs
+    cfg = n.cfg.night_encoder(epochs)
+    if n.cfg.train.threads:
+        torch.set_num_threads(n.cfg.train.threads)
+    version = n.state.stages["ingest"]["version"]
+    d = cfg.data
+    # Only behaviours before the night, and never a canary pair: nothing the night evaluates reaches the encoder.
+    seqs = from_store(store, version=version, target_types=d.target_types, event_types=d.event_types,
+                      window=(d.window[0] if d.window else None, n.day_start))  # fmt: skip
+    if len(seqs) == 0:  # the first night of a pipeline without history (source.history)
+        n.console.print(f"[yellow]encoders: no behaviour before {n.date} to train on; no feature table written")
+        return {"skipped": f"no behaviour before {n.date}"}
+    canary = n.night().canary  # (user, target) pairs of the rec target type
+    target = n.cfg.rec.data.target
+    if canary.numel() and target in seqs.target_types:
+        held = canary[0].numpy().astype(np.int64) * (1 << 32) + canary[1].numpy().astype(np.int64)
+        users = np.repeat(np.asarray(seqs.user_index), seqs.lengths)
+        items = np.asarray(seqs.item_index)[seqs.item]
+        of_target = np.asarray(seqs.item_type)[seqs.item] == seqs.target_types.index(target)
+        seqs = seqs.filter_events(~(of_target & np.isin(users * (1 << 32) + items, held)))
+    split = seqs.leave_one_out(d.min_length) if d.split == "loo" else seqs.time_cut(d.valid_start, d.test_start)
+    seed_everything(_seed(n.cfg.train.seed, n.date, n.generation) ^ 0x5EED)
+    model = build_encoder_model(cfg, seqs, None if full else encoder_tokenizer(last["folder"]))
+    warm = None
+    if not full:
+        warm = warm_start(model, seqs, last["folder"])
+    task = bar.add_task("encoder", total=epochs, info="") if bar is not None else None
+
+    def progress(epoch, total, info):
+        if task is not None:
+            bar.update(task, completed=epoch, info=f"loss {info['loss']:.4f}")
+
+    fit, etask = fit_encoder(seqs, split, model, cfg, seed=n.cfg.train.seed, progress=progress)
+    if task is not None:
+        bar.remove_task(task)
+    users = embed_users(model, seqs)
+    items = item_vectors(model)
+    folder = n.run_dir / "encoder"
+    save_encoder(model, seqs, cfg, folder, {"valid": fit.valid, "epochs": fit.epochs, "full": full})
+    tables, store_version = write_feature_tables(
+        store, seqs, users, items, cfg, {"run": n.run_id, "night": n.date.isoformat(), "full_retrain": full})
+    atomic_write_json(state_path, {"last_full": (n.date if full else last_full).isoformat(), "folder": str(folder)})
+    n._inter = n._night = None  # training reads the version with the tables
+    return {"version": store_version, "tables": tables, "objective": cfg.model_name, "full_retrain": full,
+            "epochs": fit.epochs, "users": int(users.shape[0]), "behaviours": int(seqs.num_events),
+            "valid": {k: v for k, v in fit.valid.items() if k != "users"}, "s_per_epoch": fit.s_per_epoch,
+            "tokens_per_s": float(np.mean(etask.tokens_per_s or [0.0])), "warm_start": warm}  # fmt: skip
 
 
 def _check_split(n: _Night) -> None:
