@@ -122,12 +122,13 @@ def run_probe(objectives: Sequence[str] = ("sasrec", "clue", "shopperbert", "lmr
             t0 = time.perf_counter()
             res = encode("ml-100k", cfg, seed=seed, write=False, progress=progress)
             emb = _by_user_id(res.sequences, res.users, n_users)
-            row = probe_table({f"{objective} (seed {seed})": emb})[0]
+            label = objective + (f" + {cfg.model.text_tower} item text" if cfg.model.text_tower else "")
+            row = probe_table({f"{label} (seed {seed})": emb})[0]
             row["train_seconds"] = time.perf_counter() - t0
             row["best_epoch"] = res.fit.best_epoch
             per_seed.append(row)
             log(f"{objective} seed {seed}: {_fmt_probe(row)} ({row['train_seconds']:.0f} s)")
-        rows.append(_merge_seeds(objective, per_seed))
+        rows.append(_merge_seeds(label, per_seed))
     return rows
 
 
@@ -304,7 +305,7 @@ def run_scaling(dataset: str = "ml-100k", objective: str = "clue", sizes: Sequen
         seqs, split = load_encoder_data(dataset, cfg)
         seed_everything(seed)
         model = build_encoder_model(cfg, seqs)
-        n_params = num_parameters(model, embeddings=False)
+        n_params = num_parameters(model, non_embedding=True)
         fit, task = fit_encoder(seqs, split, model, cfg, seed=seed, progress=progress)
         tokens_per_epoch = _tokens_per_epoch(task, fit)
         curve = [(h["epoch"], -h["valid"]) for h in fit.history if "valid" in h]
