@@ -360,9 +360,16 @@ def plot_scaling(rows: list[dict[str, Any]], path: str, title: str | None = None
                 label=f"fit L = {fit['a']:.3g} C^-{fit['b']:.3f} (R² {fit['r2']:.2f})")  # fmt: skip
     ax.set_xscale("log")
     ax.set_yscale("log")
+    from matplotlib.ticker import FormatStrFormatter, NullFormatter
+
+    ax.yaxis.set_major_formatter(FormatStrFormatter("%.2f"))  # losses near 6-7: plain numbers, not 7.4x10^0
+    ax.yaxis.set_minor_formatter(NullFormatter())
+    ax.set_yticks(np.round(np.linspace(min(r["valid_loss"] for r in rows), max(r["valid_loss"] for r in rows), 6), 2))
     ax.set_xlabel("training compute C = 6 N D (FLOPs; N non-embedding parameters, D tokens)")
     ax.set_ylabel("validation loss")
-    ax.set_title(title or f"{rows[0]['objective']} on {rows[0]['dataset']}: loss against compute")
+    epochs = max(r["epoch"] for r in rows)
+    ax.set_title(title or f"{rows[0]['objective']} on {rows[0]['dataset']}: validation loss against compute "
+                 f"({epochs} epochs per size)", fontsize=10)  # fmt: skip
     ax.legend(fontsize=8)
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
