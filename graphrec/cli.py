@@ -105,10 +105,11 @@ def models_cmd() -> None:
 
 @app.command("config")
 def config_cmd(
-    model: Annotated[str, typer.Argument(help="a registered model (graphrec models)")],
-    task: Annotated[str | None, typer.Option(help="node (node classification), rec (recommendation) or ads (ad "
-                                                  "targeting); default: the task the model's settings are tuned for "
-                                                  "(graphrec models)")] = None,
+    model: Annotated[str, typer.Argument(help="a registered model (graphrec models), or an encoder objective (sasrec, "
+                                              "clue, shopperbert, lmrec: the config of graphrec encode)")],
+    task: Annotated[str | None, typer.Option(help="node (node classification), rec (recommendation), ads (ad "
+                                                  "targeting) or encode (user encoders); default: the task the model's "
+                                                  "settings are tuned for (graphrec models)")] = None,
     dataset: Annotated[str | None, typer.Option(help="a dataset of graphrec datasets: adds the preset's section for it")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="override a key, e.g. train.lr=0.01")] = None,
     config: Annotated[str | None, typer.Option(help="YAML file layered over the preset")] = None,
@@ -117,11 +118,15 @@ def config_cmd(
     import yaml
 
     from graphrec.config import ConfigError, resolve_ads_config, resolve_config, resolve_rec_config
+    from graphrec.config.encoder import OBJECTIVES, resolve_encoder_config
     from graphrec.data.catalog import DATASETS, is_dataset
     from graphrec.models.index import UnknownModelError, model_info
 
-    resolvers = {"node": resolve_config, "rec": resolve_rec_config, "ads": resolve_ads_config}
+    resolvers = {"node": resolve_config, "rec": resolve_rec_config, "ads": resolve_ads_config,
+                 "encode": resolve_encoder_config}  # fmt: skip
     header = ""
+    if task is None and model.lower() in OBJECTIVES:
+        task = "encode"  # a user-encoder objective (graphrec encode), not a backbone
     if task is None:
         try:
             task = model_info(model).task
@@ -129,7 +134,7 @@ def config_cmd(
             fail(str(exc))
         header = f"# {task} config of {model} (--task {'node' if task == 'rec' else 'rec'} for the other)\n"
     if task not in resolvers:
-        fail(f"--task must be node, rec or ads, got {task!r}")
+        fail(f"--task must be node, rec, ads or encode, got {task!r}")
     if dataset is not None and not is_dataset(dataset):
         fail(f"unknown dataset {dataset!r}; known: {', '.join(DATASETS)}")
     try:

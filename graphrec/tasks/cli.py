@@ -5,6 +5,7 @@ user encoder and write its embeddings into the store as node features; ``graphre
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -67,11 +68,13 @@ def train_cmd(
     for col in ("metric", "valid", "test"):
         table.add_column(col, justify="left" if col == "metric" else "right")
     for name in sorted(set(fit.valid) | set(fit.test), key=lambda k: (k != fit.metric, k)):
-        if name == "users":
+        if name in ("users", "neg_loss"):
             continue
         cell = lambda d, k=name: f"{d[k]:.4f}" if k in d else ""  # noqa: E731
         table.add_row(name, cell(fit.valid), cell(fit.test))
     out.print(table)
+    if res.spec.task == "encode" and res.data.tables:
+        err.print(f"wrote {', '.join(res.data.tables)} into the store (version {res.data.store_version})", markup=False)
     if res.out is not None:
         serve = {"rec": f"; serve it with: graphrec recommend --model {res.out} --user USER",
                  "ads": f"; query it with: graphrec ads --model {res.out} --user USER, or graphrec audience --model "
@@ -89,7 +92,8 @@ def encode_cmd(
     set_: Annotated[list[str] | None, typer.Option("--set", help="override a key, e.g. model.dim=128 or seed=1")] = None,
     out_dir: Annotated[str | None, typer.Option("--out", help="where the encoder folder goes (warm starts read it)")] = None,
     init_from: Annotated[str | None, typer.Option("--init-from", help="an encoder folder to warm-start from")] = None,
-    write: Annotated[bool, typer.Option(help="write the embeddings into the store as feature tables")] = True,
+    write: Annotated[bool | None, typer.Option("--write/--no-write", help="write the embeddings into the store as "
+                                               "feature tables (default: the config's features.write)")] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu, cuda or cuda:N (train.device)")] = None,
     threads: Annotated[int | None, typer.Option(min=1, help="torch CPU threads")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the metrics as JSON")] = False,
@@ -109,27 +113,24 @@ def encode_cmd(
         import torch
 
         torch.set_num_threads(threads)
-    raw: dict = {"task": "encode"}
-    if config is None:
-        if dataset is None or objective is None:
-            fail("give a run config, or both --dataset and --objective (e.g. --dataset ml-100k --objective sasrec)")
-    if dataset is not None:
-        raw["dataset"] = dataset
-    if objective is not None:
-        raw["model"] = {"name": objective}
-    overrides = list(set_ or []) + ([f"train.device={device}"] if device else [])
+    if config is None and (dataset is None or objective is None):
+        fail("give a run config, or both --dataset and --objective (e.g. --dataset ml-100k --objective sasrec)")
+    # --dataset / --objective are layered as overrides, so config errors still name the file they come from.
+    overrides = ["task=encode"] + ([f"dataset={dataset}"] if dataset is not None else []) + \
+        ([f"model.name={objective}"] if objective is not None else []) + list(set_ or []) + \
+        ([f"train.device={device}"] if device else [])  # fmt: skip
     try:
         if config is not None:
             from graphrec.config import read_yaml_mapping
 
-            from_file = read_yaml_mapping(config, "run config")
-            if from_file.get("task", "encode") != "encode":
-                fail(f"{config} is a task: {from_file['task']} config; graphrec encode takes task: encode (or use "
-                     "graphrec train)")  # fmt: skip
-            raw = {**from_file, **{k: v for k, v in raw.items() if k != "model"},
-                   "model": {**(from_file.get("model") or {}), **raw.get("model", {})}}  # fmt: skip
-        spec, cfg = load_run_config(raw, overrides)
-        res = encode(spec.dataset, cfg, seed=spec.seed, out=out_dir or spec.out, write=write, init_from=init_from,
+            task = read_yaml_mapping(config, "run config").get("task", "encode")
+            if task != "encode":
+                fail(f"{config} is a task: {task} config; graphrec encode takes task: encode (or use graphrec train)")
+        spec, cfg = load_run_config(config if config is not None else {}, overrides)
+        dest = out_dir or spec.out
+        if dest is not None and Path(dest).exists() and not Path(dest).is_dir():
+            fail(f"--out {dest} is a file; the encoder folder needs a folder (new or existing)")
+        res = encode(spec.dataset, cfg, seed=spec.seed, out=dest, write=write, init_from=init_from,
                      progress=not quiet)  # fmt: skip
     except (ConfigError, ValueError, TypeError, DatasetNotAvailableError, StoreError) as exc:
         fail(str(exc))
@@ -157,10 +158,13 @@ def encode_cmd(
     out.print(table)
     if res.tables:
         err.print(f"wrote {', '.join(res.tables)} ({res.users.shape[0]:,} users x {res.users.shape[1]}) into the store "
-                  f"(version {res.store_version}); use them with --set data.features=[{res.tables[0]}] "
-                  "--set train.inputs=both")  # fmt: skip
-    elif write:
+                  f"(version {res.store_version}); use them with --set data.features=[{','.join(res.tables)}] "
+                  "--set train.inputs=both", markup=False, highlight=False)  # fmt: skip
+    elif write is not False and cfg.features.write:
         err.print(f"{spec.dataset} has no graph store (a sequence file): no feature table written")
+    if res.warm_start is not None:
+        err.print(f"warm start from {init_from}: {res.warm_start['tensors']} tensors copied, {res.warm_start['items']:,} of "
+                  f"{res.sequences.num_items:,} item rows matched by external id")  # fmt: skip
     if res.out is not None:
         err.print(f"wrote the encoder to {res.out} (warm-start a later run with --init-from {res.out})")
 

@@ -282,6 +282,7 @@ class EncodeResult:
     store_version: int | None = None  # the store version holding them
     out: Path | None = None
     tokens_per_s: float = 0.0  # mean training throughput (behaviour tokens; lmrec: BPE tokens)
+    warm_start: dict | None = None  # what a warm start copied: {"tensors": n, "items": item rows matched by external id}
 
     def __repr__(self) -> str:
         return (f"EncodeResult({self.config.model_name} on {self.sequences.name}: {self.fit!r}; {self.users.shape[0]:,} "
@@ -350,7 +351,9 @@ def warm_start(model: nn.Module, seqs, folder: str | os.PathLike) -> dict[str, i
     copied; item-embedding rows are matched by the items' target types and external ids, so a grown catalogue keeps
     what it learnt (and the [MASK] row after the items).
 
-    Returns counts ``{"tensors": copied, "items": item rows matched}``.
+    Returns ``{"tensors": copied, "items": item rows matched, "misfit": [...]}``; ``misfit`` names the saved tensors
+    whose shape differs in more than the number of rows (another ``model.dim``, ``layers``...: not copied), as
+    ``"name (saved shape -> this shape)"``. Tensors that differ in rows only (a grown vocabulary) are left as they are.
 
     Raises:
         ValueError: the folder holds no encoder, or one of another objective.
@@ -362,6 +365,8 @@ def warm_start(model: nn.Module, seqs, folder: str | os.PathLike) -> dict[str, i
     if state.get("objective") != getattr(model, "objective", state.get("objective")):
         raise ValueError(f"{path} holds a {state.get('objective')} encoder; this one is {model.objective}")
     own = model.state_dict()
+    misfit = [f"{k} ({tuple(v.shape)} -> {tuple(own[k].shape)})" for k, v in state["model"].items()
+              if k in own and (v.dim() != own[k].dim() or tuple(v.shape[1:]) != tuple(own[k].shape[1:]))]  # fmt: skip
     if state.get("objective") == "lmrec":
         # lmrec's embedding table holds BPE tokens, not items: with the saved tokenizer (encoder_tokenizer) every
         # tensor keeps its shape and is copied as is.
@@ -371,7 +376,7 @@ def warm_start(model: nn.Module, seqs, folder: str | os.PathLike) -> dict[str, i
                 own[key] = value.clone()
                 copied += 1
         model.load_state_dict(own)
-        return {"tensors": copied, "items": 0}
+        return {"tensors": copied, "items": 0, "misfit": misfit}
     old_types = state.get("item_types") or [None] * len(state["item_ids"])
     old_ids = {(t, i): r + 1 for r, (t, i) in enumerate(zip(old_types, state["item_ids"], strict=True))}
     new_types = _token_types(seqs) if state.get("item_types") else [None] * seqs.num_items
@@ -395,7 +400,7 @@ def warm_start(model: nn.Module, seqs, folder: str | os.PathLike) -> dict[str, i
             matched = int(keep[:-1].sum())  # the last row is [MASK]
             copied += 1
     model.load_state_dict(own)
-    return {"tensors": copied, "items": matched}
+    return {"tensors": copied, "items": matched, "misfit": misfit}
 
 
 def encoder_tokenizer(folder: str | os.PathLike) -> str | None:
@@ -425,13 +430,18 @@ def encode(dataset: str | os.PathLike, cfg: EncoderConfig, *, seed: int = 0, out
     seqs, split = load_encoder_data(dataset, cfg)
     seed_everything(seed)
     model = build_encoder_model(cfg, seqs, encoder_tokenizer(init_from) if init_from is not None else None)
+    warm = None
     if init_from is not None:
-        warm_start(model, seqs, init_from)
+        warm = warm_start(model, seqs, init_from)
+        if warm["misfit"] or warm["tensors"] == 0:
+            raise ValueError(f"warm start from {init_from}: {len(warm['misfit'])} weight(s) of that encoder do not fit "
+                             f"this one (another model.dim, layers or heads?), e.g. {', '.join(warm['misfit'][:2])}; "
+                             "drop --init-from or use the same model settings")  # fmt: skip
     fit, task = fit_encoder(seqs, split, model, cfg, seed=seed, progress=progress, **trainer_options)
     ends = seqs.lengths if cfg.features.history == "all" else split.train_end
     users = embed_users(model, seqs, ends)
     items = item_vectors(model)
-    result = EncodeResult(cfg, fit, model, seqs, split, users, items,
+    result = EncodeResult(cfg, fit, model, seqs, split, users, items, warm_start=warm,
                           tokens_per_s=float(np.mean(task.tokens_per_s)) if task.tokens_per_s else 0.0)  # fmt: skip
     if write is None:
         write = cfg.features.write

@@ -466,8 +466,9 @@ class _Progress:
 
     def _text(self, info: dict) -> str:
         text = f"loss {info['loss']:.4f}" if "loss" in info else ""
-        if "valid" in info:
-            text += f"  valid {self.metric} {info['valid']:.4f}"
+        if "valid" in info:  # a task that selects on its loss reports -loss as the metric: show the loss
+            text += (f"  valid loss {-info['valid']:.4f}" if self.metric == "neg_loss" else
+                     f"  valid {self.metric} {info['valid']:.4f}")  # fmt: skip
         if self.extra is not None:
             text += f"  {self.extra()}"
         return text

@@ -422,6 +422,36 @@ def test_encode_help_and_usage_errors(store, tmp_path):
     assert res.exit_code == 2 and "graphrec encode takes task: encode" in res.output
 
 
+def test_encode_command_follows_the_config_and_refuses_bad_outputs_before_training(store, tmp_path):
+    sets = [a for s in SMALL for a in ("--set", s)]
+    v0 = store.version
+    # features.write: false in the config is not overridden by the command's default
+    res = runner.invoke(app, ["encode", "--dataset", str(store.root), "--objective", "clue", *sets,
+                              "--set", "features.write=false", "--json", "--quiet"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["tables"] == [] and GraphStore(store.root).version == v0
+    # an --out that is a file fails before anything is trained or written
+    afile = tmp_path / "taken.yaml"
+    afile.write_text("x: 1\n")
+    res = runner.invoke(app, ["encode", "--dataset", str(store.root), "--objective", "clue", *sets, "--out", str(afile)])
+    assert res.exit_code == 2 and "is a file" in res.output and GraphStore(store.root).version == v0
+    # a config error names the file it comes from
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(f"task: encode\ndataset: {store.root}\nmodel: {{name: clue, dimm: 16}}\n")
+    res = runner.invoke(app, ["encode", str(cfg)])
+    assert res.exit_code == 2 and "dimm" in res.output and "bad.yaml" in res.output
+    # a warm start from an encoder of another size copies nothing: an error, not a silent cold start
+    out = tmp_path / "enc16"
+    assert runner.invoke(app, ["encode", "--dataset", str(store.root), "--objective", "clue", *sets, "--no-write",
+                               "--out", str(out), "--quiet"]).exit_code == 0  # fmt: skip
+    res = runner.invoke(app, ["encode", "--dataset", str(store.root), "--objective", "clue", *sets, "--no-write",
+                              "--set", "model.dim=32", "--init-from", str(out), "--quiet"])  # fmt: skip
+    assert res.exit_code == 2 and "do not fit" in res.output and "model.dim" in res.output
+    # the hint after writing names every table (rich markup must not eat the brackets)
+    res = runner.invoke(app, ["encode", "--dataset", str(store.root), "--objective", "sasrec", *sets, "--quiet"])
+    assert res.exit_code == 0 and "data.features=[user/sasrec," in res.output
+
+
 def test_encode_from_a_run_config_with_graphrec_train(store, tmp_path):
     path = tmp_path / "enc.yaml"
     path.write_text(yaml.safe_dump({"task": "encode", "dataset": str(store.root), "out": str(tmp_path / "e"),
