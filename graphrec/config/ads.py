@@ -18,7 +18,7 @@ from pydantic import Field, field_validator, model_validator
 
 from graphrec.config.base import Strict, TaskConfig
 from graphrec.config.presets import resolve_task_config
-from graphrec.config.rec import SCORES, Cutoffs, RecTrainConfig, feature_table_keys
+from graphrec.config.rec import SCORES, Cutoffs, FeatureTables, RecTrainConfig
 from graphrec.config.trainer import TrainerConfig
 
 #: Ranking metrics of ad targeting (full ranking of all ads per user), and the metrics of the
@@ -102,14 +102,7 @@ class AdsDataConfig(Strict):
     held_out_negatives: int = Field(1, ge=1, description=(
         "a log without impressions: sampled negative ads per held-out positive pair, fixed per split (for AUC, "
         "log loss and ECE)"))
-    features: list[str] = Field([], description=(
-        "feature tables of the store attached as node features, e.g. user/sasrec (<node type>/<name>; written by "
-        "GraphStore.write_features); nodes without a row get zeros. Used by train.inputs: features or both"))
-
-    @field_validator("features")
-    @classmethod
-    def _feature_keys(cls, value: list[str]) -> list[str]:
-        return feature_table_keys(value)
+    features: FeatureTables = []
 
     @field_validator("positive_events")
     @classmethod

@@ -16,7 +16,8 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from graphrec.config.base import ConfigError, Layers, Strict, did_you_mean, validate
+from graphrec.config.base import ConfigError, Strict, did_you_mean, validate
+from graphrec.config.presets import merge_layers
 from graphrec.config.rec import Cutoffs
 from graphrec.config.trainer import TrainerConfig
 
@@ -198,27 +199,8 @@ def resolve_encoder_config(
         raise ConfigError(f"the encoder preset of {name!r} is missing ({path}): this graphrec installation is "
                           "incomplete; reinstall it")  # fmt: skip
     base = yaml.safe_load(path.read_text()) or {}
-    per_dataset = base.pop("datasets", {}) or {}
-    sections = list(EncoderConfig.model_fields)
-    stack = Layers().add("defaults", {"model": {"name": name}}).add(str(path), base)
-    if dataset is not None:
-        for key, section in per_dataset.items():
-            if key.lower() == dataset.lower():
-                stack.add(f"{path} (datasets: {key})", section)
-    for source, mapping in layers:
-        stack.add(source, mapping)
-    stack.add_file(config_file)
-    stack.add_overrides(overrides, sections)
-    raw = stack.merged()
-    unknown = sorted(set(raw) - set(sections))
-    if unknown:
-        raise ConfigError("; ".join(f"unknown config key {k!r} (from {stack.source_of([k])}){did_you_mean(k, sections)} "
-                                    f"(sections are {sections})" for k in unknown))  # fmt: skip
-    given = str((raw.get("model") or {}).get("name", name)).lower()
-    if given != name:
-        raise ConfigError(f"model.name {given!r} (from {stack.source_of(['model', 'name'])}) differs from the "
-                          f"objective being configured, {name!r}")  # fmt: skip
-    raw["model"] = {**raw.get("model", {}), "name": name}
+    raw, stack = merge_layers(EncoderConfig, name, base, str(path), dataset, overrides, config_file, layers,
+                              lambda given: given.lower() == name, "objective")  # fmt: skip
     try:
         return validate(EncoderConfig, raw, stack)
     except ConfigError as exc:

@@ -8,7 +8,7 @@ its ad-targeting settings. Each may have a
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -55,6 +55,51 @@ def model_name(model: str) -> str:
         raise ConfigError(str(exc)) from None
 
 
+def merge_layers(
+    schema: type[BaseModel],
+    name: str,
+    base: dict,
+    source: str,
+    dataset: str | None,
+    overrides: Iterable[str] | None,
+    config_file: str | Path | None,
+    layers: Iterable[tuple[str, dict]],
+    same_name: Callable[[str], bool],
+    what: str,
+) -> tuple[dict, Layers]:
+    """The merged mapping of a task config and its layers (for error sources), not yet validated: ``{model: {name}}``
+    -> ``base`` (a preset, from ``source``) -> its ``datasets:`` section for ``dataset`` -> ``layers`` ->
+    ``config_file`` -> ``overrides``; ``model.name`` is set to ``name``.
+
+    Raises:
+        ConfigError: a section ``schema`` does not have, or a ``model.name`` for which ``same_name`` is false (the
+            ``what`` being configured: model, objective).
+    """
+    base = dict(base)
+    per_dataset = base.pop("datasets", {}) or {}
+    sections = list(schema.model_fields)
+    stack = Layers().add("defaults", {"model": {"name": name}}).add(source, base)
+    if dataset is not None:
+        for key, section in per_dataset.items():
+            if key.lower() == dataset.lower():
+                stack.add(f"{source} (datasets: {key})", section)
+    for src, mapping in layers:
+        stack.add(src, mapping)
+    stack.add_file(config_file)
+    stack.add_overrides(overrides, sections)
+    raw = stack.merged()
+    unknown = sorted(set(raw) - set(sections))
+    if unknown:
+        raise ConfigError("; ".join(f"unknown config key {k!r} (from {stack.source_of([k])}){did_you_mean(k, sections)} "
+                                    f"(sections are {sections})" for k in unknown))  # fmt: skip
+    given = (raw.get("model") or {}).get("name", name)
+    if not same_name(str(given)):
+        raise ConfigError(f"model.name {given!r} (from {stack.source_of(['model', 'name'])}) "
+                          f"differs from the {what} being configured, {name!r}")  # fmt: skip
+    raw["model"] = {**raw.get("model", {}), "name": name}
+    return raw, stack
+
+
 def resolve_task_config(
     schema: type[BaseModel],
     task: str,
@@ -76,28 +121,8 @@ def resolve_task_config(
             file or ``--set`` it came from.
     """
     name = model_name(model)
-    sections = list(schema.model_fields)
-    base = preset(task, name)
-    per_dataset = base.pop("datasets", {}) or {}
-    stack = Layers().add("defaults", {"model": {"name": name}}).add(str(preset_path(task, name)), base)
-    if dataset is not None:
-        for key, section in per_dataset.items():
-            if key.lower() == dataset.lower():
-                stack.add(f"{preset_path(task, name)} (datasets: {key})", section)
-    for source, mapping in layers:
-        stack.add(source, mapping)
-    stack.add_file(config_file)
-    stack.add_overrides(overrides, sections)
-    raw = stack.merged()
-    unknown = sorted(set(raw) - set(sections))
-    if unknown:
-        raise ConfigError("; ".join(f"unknown config key {k!r} (from {stack.source_of([k])}){did_you_mean(k, sections)} "
-                                    f"(sections are {sections})" for k in unknown))  # fmt: skip
-    given = (raw.get("model") or {}).get("name", name)
-    if model_name(str(given)) != name:
-        raise ConfigError(f"model.name {given!r} (from {stack.source_of(['model', 'name'])}) "
-                          f"differs from the model being configured, {name!r}")  # fmt: skip
-    raw["model"] = {**raw.get("model", {}), "name": name}
+    raw, stack = merge_layers(schema, name, preset(task, name), str(preset_path(task, name)), dataset, overrides,
+                              config_file, layers, lambda given: model_name(given) == name, "model")  # fmt: skip
     params = {k: v for k, v in raw["model"].items() if k != "name"}
     validate(model_info(name).params, params, stack, where=f"invalid parameters for model {name!r}", prefix=("model",))
     return validate(schema, raw, stack)

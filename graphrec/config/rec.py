@@ -66,6 +66,25 @@ class RecTrainConfig(TrainerConfig):
         return value
 
 
+def feature_table_keys(value: list[str]) -> list[str]:
+    """Feature-table keys checked to look like ``<node type>/<name>``, without repeats (order kept).
+
+    Raises:
+        ValueError: a key without exactly one ``/`` or with an empty part.
+    """
+    bad = [k for k in value if k.count("/") != 1 or not all(k.split("/"))]
+    if bad:
+        raise ValueError(f"feature tables are named <node type>/<name>, e.g. user/sasrec; got {bad}")
+    return list(dict.fromkeys(value))
+
+
+#: ``data.features`` of the rec and ads configs: feature tables of the store attached as node features.
+FeatureTables = Annotated[list[str], AfterValidator(feature_table_keys), Field(description=(
+    "feature tables of the store attached as node features, e.g. user/sasrec (<node type>/<name>; written by "
+    "graphrec encode or GraphStore.write_features); nodes without a row get zeros. Used by train.inputs: features "
+    "or both"))]
+
+
 class RecDataConfig(Strict):
     target: str = Field("item", description="target node type to recommend (item, ad, ...)")
     event_types: list[str] | None = Field(None, description="event types that count as interactions (default: all)")
@@ -85,26 +104,7 @@ class RecDataConfig(Strict):
     split_seed: int | None = Field(None, description="seed of the random split and of the published split's "
                                    "validation draw (default: the run's seed)")  # fmt: skip
     drop_cold_items: bool = Field(False, description="drop validation/test pairs of items without training pairs")
-    features: list[str] = Field([], description=(
-        "feature tables of the store attached as node features, e.g. user/sasrec (<node type>/<name>; written by "
-        "GraphStore.write_features); nodes without a row get zeros. Used by train.inputs: features or both"))
-
-    @field_validator("features")
-    @classmethod
-    def _feature_keys(cls, value: list[str]) -> list[str]:
-        return feature_table_keys(value)
-
-
-def feature_table_keys(value: list[str]) -> list[str]:
-    """Feature-table keys checked to look like ``<node type>/<name>``, without repeats (order kept).
-
-    Raises:
-        ValueError: a key without exactly one ``/`` or with an empty part.
-    """
-    bad = [k for k in value if k.count("/") != 1 or not all(k.split("/"))]
-    if bad:
-        raise ValueError(f"feature tables are named <node type>/<name>, e.g. user/sasrec; got {bad}")
-    return list(dict.fromkeys(value))
+    features: FeatureTables = []
 
 
 def positive_ks(value: list[int]) -> list[int]:

@@ -16,6 +16,21 @@ from graphrec.utils.console import err, fail, out
 app = typer.Typer(no_args_is_help=True)
 
 
+def metrics_table(fit) -> Table:
+    """Validation and test metrics of a fit, the selection metric first (the loss-selected tasks' -loss left out)."""
+    table = Table()
+    for col in ("metric", "valid", "test"):
+        table.add_column(col, justify="left" if col == "metric" else "right")
+    selected = "loss" if fit.metric == "neg_loss" else fit.metric
+    for name in sorted(set(fit.valid) | set(fit.test), key=lambda k: (k != selected, k.partition("@")[0] == "loss",
+                                                                      k.partition("@")[0], int(k.partition("@")[2] or 0))):  # fmt: skip
+        if name in ("users", "neg_loss"):
+            continue
+        cell = lambda d, k=name: f"{d[k]:.4f}" if k in d else ""  # noqa: E731
+        table.add_row(name, cell(fit.valid), cell(fit.test))
+    return table
+
+
 @app.command("train")
 def train_cmd(
     config: Annotated[str, typer.Argument(help="run config YAML (task, dataset, model, train, ...; e.g. examples/lightgcn-ml100k.yaml)")],
@@ -64,15 +79,7 @@ def train_cmd(
               f"{fit.best_epoch} of {fit.epochs}, {fit.s_per_epoch:.2f} s per epoch, {fit.seconds:.1f} s in all"
               + {"time_budget": " (stopped by train.time_budget)", "patience": " (stopped early: train.patience)"}.get(
                   fit.stopped_by or "", ""))  # fmt: skip
-    table = Table()
-    for col in ("metric", "valid", "test"):
-        table.add_column(col, justify="left" if col == "metric" else "right")
-    for name in sorted(set(fit.valid) | set(fit.test), key=lambda k: (k != fit.metric, k)):
-        if name in ("users", "neg_loss"):
-            continue
-        cell = lambda d, k=name: f"{d[k]:.4f}" if k in d else ""  # noqa: E731
-        table.add_row(name, cell(fit.valid), cell(fit.test))
-    out.print(table)
+    out.print(metrics_table(fit))
     if res.spec.task == "encode" and res.data.tables:
         err.print(f"wrote {', '.join(res.data.tables)} into the store (version {res.data.store_version})", markup=False)
     if res.out is not None:
@@ -147,15 +154,7 @@ def encode_cmd(
     err.print(f"{cfg.model_name} encoder on {spec.dataset} (seed {spec.seed}): selected epoch {fit.best_epoch} of "
               f"{fit.epochs}, {fit.s_per_epoch:.2f} s per epoch ({res.tokens_per_s / 1000:.1f}k tokens/s), "
               f"{fit.seconds:.1f} s in all")  # fmt: skip
-    table = Table()
-    for col in ("metric", "valid", "test"):
-        table.add_column(col, justify="left" if col == "metric" else "right")
-    for name in sorted(set(fit.valid) | set(fit.test), key=lambda k: (k != fit.metric, k)):
-        if name in ("users", "neg_loss"):
-            continue
-        cell = lambda d, k=name: f"{d[k]:.4f}" if k in d else ""  # noqa: E731
-        table.add_row(name, cell(fit.valid), cell(fit.test))
-    out.print(table)
+    out.print(metrics_table(fit))
     if res.tables:
         err.print(f"wrote {', '.join(res.tables)} ({res.users.shape[0]:,} users x {res.users.shape[1]}) into the store "
                   f"(version {res.store_version}); use them with --set data.features=[{','.join(res.tables)}] "
