@@ -287,8 +287,9 @@ def bench_encoders(
 
             for r in rows:
                 table.add_row(r["name"], fmt(r, "gender_auc"), fmt(r, "age_acc"), fmt(r, "occupation_acc"))
-            table.caption = ("± : baselines over the 5 folds, encoders over the seeds (each the mean of 5 folds); reference "
-                             "(same protocol): gender AUC 0.755 (MiniLM mean), 0.747 (SVD-64); age 0.419 (SVD-64)")
+            ref = "; ".join(f"{task} " + ", ".join(f"{v} ({k})" for k, v in by.items())
+                            for task, by in be.PUBLISHED_PROBE.items())  # fmt: skip
+            table.caption = f"± : baselines over the 5 folds, encoders over the seeds (each the mean of 5 folds); reference: {ref}"
             out.print(table)
         elif protocol == "features":
             rows = be.run_features(split_list(models), objs[0], seed_list, overrides, list(rec_set or []),

@@ -229,9 +229,9 @@ def run_features(models: Sequence[str] = ("lightgcn", "gesm"), objective: str = 
     log = log or (lambda s: None)
     all_seqs = load_behaviour_sequences("ml-100k")
     rows: list[dict[str, Any]] = []
+    base_cfg = resolve_rec_config(models[0], "ml-100k", list(rec_overrides))
+    inter = load_interactions("ml-100k", base_cfg.data)
     for seed in seeds:
-        base_cfg = resolve_rec_config(models[0], "ml-100k", list(rec_overrides))
-        inter = load_interactions("ml-100k", base_cfg.data)
         data, cold = cold_start_split(inter.split(base_cfg.data, seed), seed, cold_share)
         ecfg = _cfg(objective, "ml-100k", [*encoder_overrides, "features.write=false"])
         seqs = train_pair_sequences(all_seqs, data, inter)
@@ -307,7 +307,7 @@ def run_scaling(dataset: str = "ml-100k", objective: str = "clue", sizes: Sequen
         model = build_encoder_model(cfg, seqs)
         n_params = num_parameters(model, non_embedding=True)
         fit, task = fit_encoder(seqs, split, model, cfg, seed=seed, progress=progress)
-        tokens_per_epoch = _tokens_per_epoch(task, fit)
+        tokens_per_epoch = float(task.tokens_last_epoch)  # behaviour tokens one training epoch reads
         curve = [(h["epoch"], -h["valid"]) for h in fit.history if "valid" in h]
         for epoch, loss in curve:
             rows.append({"layers": layers, "dim": dim, "heads": heads, "params": n_params, "epoch": epoch,
@@ -316,11 +316,6 @@ def run_scaling(dataset: str = "ml-100k", objective: str = "clue", sizes: Sequen
         log(f"{layers} layers x {dim}: {n_params:,} parameters, best validation loss {-fit.valid['neg_loss']:.4f} "
             f"at epoch {fit.best_epoch}")  # fmt: skip
     return rows
-
-
-def _tokens_per_epoch(task, fit) -> float:
-    """Behaviour tokens one training epoch reads (from the task's counter)."""
-    return float(getattr(task, "tokens_last_epoch", 0) or 0)
 
 
 def power_law_fit(rows: list[dict[str, Any]]) -> dict[str, float]:

@@ -320,7 +320,6 @@ def _stage_encoders(n: _Night, bar) -> dict[str, Any]:
     tables, store_version = write_feature_tables(
         store, seqs, users, items, cfg, {"run": n.run_id, "night": n.date.isoformat(), "full_retrain": full})
     atomic_write_json(state_path, {"last_full": (n.date if full else last_full).isoformat(), "folder": str(folder)})
-    n._inter = n._night = None  # training reads the version with the tables
     return {"version": store_version, "tables": tables, "objective": cfg.model_name, "full_retrain": full,
             "epochs": fit.epochs, "users": int(users.shape[0]), "behaviours": int(seqs.num_events),
             "valid": {k: v for k, v in fit.valid.items() if k != "users"}, "s_per_epoch": fit.s_per_epoch,
