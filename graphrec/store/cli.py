@@ -72,6 +72,13 @@ class SourceKind(StrEnum):
     avazu = "avazu"
 
 
+class Engine(StrEnum):
+    """``--engine``: where files are read and validated (see :func:`graphrec.store.ingest`)."""
+
+    local = "local"
+    ray = "ray"
+
+
 class Categorical(StrEnum):
     index = "index"
     onehot = "onehot"
@@ -168,6 +175,13 @@ def ingest(
     ] = None,
     message: Annotated[str, typer.Option("--message", "-m", help="Note stored in the manifest.")] = "",
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+    engine: Annotated[Engine, typer.Option(case_sensitive=False, help="Where files are read and validated: local "
+                                           "(this process, polars on all cores) or ray (one Ray Data task per file; "
+                                           "ordering, dedup, ids and the commit stay here; same version as local). "
+                                           "ray joins $RAY_ADDRESS when set, else starts a local Ray; "
+                                           "needs pip install 'graphrec\\[ray]'.")] = Engine.local,
+    workers: Annotated[int | None, typer.Option(min=1, help="With --engine ray: Ray tasks at once (and the CPUs of "
+                                                "a local Ray); default: all CPUs.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Ingest logs, commit a new version, and print read = accepted + quarantined + duplicates.
@@ -182,7 +196,12 @@ def ingest(
     from graphrec.store import ingest as do_ingest
 
     paths = paths or []
+    if workers is not None and engine is not Engine.ray:
+        raise typer.BadParameter("--workers is for --engine ray", param_hint="--workers")
     if source is not SourceKind.events:
+        if engine is not Engine.local:
+            raise typer.BadParameter(f"--engine {engine.value} is for --source events; --source {source.value} reads "
+                                     "through its adapter, in this process", param_hint="--engine")  # fmt: skip
         if schema is not None or attributes:
             raise typer.BadParameter(f"--schema and --attributes are for --source events; --source {source.value} "
                                      "brings its own schema", param_hint="--schema/--attributes")  # fmt: skip
@@ -191,7 +210,8 @@ def ingest(
         attr = {nt: Path(p) for nt, p in _pairs(attributes, "--attributes").items()}
         s = LogSchema.load(schema) if schema else None
         report = do_ingest(store, [str(p) for p in paths], attributes=attr or None, schema=s,
-                           message=message, progress=progress, echo=not as_json)
+                           message=message, progress=progress, echo=not as_json, engine=engine.value,
+                           workers=workers)  # fmt: skip
     if as_json:
         typer.echo(report.model_dump_json(indent=2))
         return
