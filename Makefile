@@ -14,7 +14,7 @@ endif
 $(BIN)/graphrec: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet "$(TORCH)" -e '.[dev,text]'
+	$(BIN)/python -m pip install --quiet "$(TORCH)" -e '.[dev,text,dist,ray]'
 	touch $@
 
 install: $(BIN)/graphrec

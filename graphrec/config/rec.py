@@ -56,6 +56,11 @@ class RecTrainConfig(TrainerConfig):
     init_std: float = Field(0.1, gt=0, description="for init: normal")
     sampler: Literal["full", "neighbor"] = Field("full", description="full-graph steps, or sampled subgraphs")
     num_neighbors: list[int] = Field([10, 10, 10], description="neighbour sampler: fan-out per hop (-1 = all)")
+    partition: Literal["random", "metis"] = Field("random", description=(
+        "several ranks with sampler: neighbor: how the training graph is cut into one part per rank; each rank "
+        "trains on the pairs of the users it owns and samples from its part plus the halo (nodes within "
+        "len(num_neighbors) hops). random: seeded, edge-balanced; metis: fewer cut edges, a smaller halo "
+        "(graphrec[dist] extra)"))
 
     @field_validator("stop_on")
     @classmethod

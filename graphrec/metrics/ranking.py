@@ -31,6 +31,7 @@ import torch
 from torch import Tensor
 
 from graphrec.metrics import ALL_METRICS
+from graphrec.utils import distributed as du
 
 
 @dataclass(frozen=True)
@@ -143,6 +144,21 @@ class RankingAccumulator:
             if k in self.covered:
                 self.covered[k][topk[:, :k].reshape(-1)] = True
 
+    def all_reduce(self) -> None:
+        """Sum the counts and sums of every rank's accumulator (and OR the coverage masks), so that
+        :meth:`result` gives the metrics of all ranks' users on every rank; a no-op in a single process."""
+        if not du.is_distributed():
+            return
+        names = list(self.sums)  # built in the same order on every rank
+        sums = torch.tensor([self.sums[n] for n in names] + [float(self.users)], dtype=torch.float64)
+        du.all_reduce_(sums, "sum", "reducing the ranking metrics")
+        self.sums = {n: float(v) for n, v in zip(names, sums[:-1].tolist(), strict=True)}
+        self.users = int(round(float(sums[-1])))
+        for k, mask in self.covered.items():
+            m = mask.to(torch.uint8)
+            du.all_reduce_(m, "max", "reducing the coverage")
+            self.covered[k] = m.bool()
+
     def result(self) -> dict[str, float]:
         out = {name: (s / self.users if self.users else 0.0) for name, s in self.sums.items()}
         for k, mask in self.covered.items():
@@ -165,6 +181,7 @@ def evaluate_topk(
     users: Tensor | None = None,
     chunk_size: int | None = None,
     metrics: Iterable[str] = ALL_METRICS,
+    shard: bool = False,
 ) -> dict[str, float]:
     """Full-ranking metrics of ``score_fn`` against ``truth``.
 
@@ -174,6 +191,8 @@ def evaluate_topk(
         exclude: items to mask per user (e.g. the training interactions); one CSR or several.
         users: users to evaluate (default: every user with at least one relevant item).
         chunk_size: users per chunk (default: :func:`default_chunk_size`).
+        shard: on several ranks (``torch.distributed``), each rank ranks a contiguous share of the users and
+            the sums are all-reduced: every rank returns the metrics of all users (every rank must call it).
     Returns:
         ``{"recall@10": ..., "ndcg@10": ..., ..., "coverage@20": ..., "users": n}``.
     """
@@ -190,6 +209,11 @@ def evaluate_topk(
     else:
         users = users.long()
         users = users[lengths[users] > 0]
+    if shard and du.is_distributed():
+        base, extra = divmod(users.numel(), du.world_size())
+        r = du.rank()
+        a = r * base + min(r, extra)
+        users = users[a : a + base + (1 if r < extra else 0)]
     chunk = chunk_size or default_chunk_size(num_items)
     for start in range(0, users.numel(), chunk):
         batch = users[start : start + chunk]
@@ -210,6 +234,8 @@ def evaluate_topk(
         hits = hits_from_topk(topk, keys, torch.arange(batch.numel()), num_items)
         hits &= values > -math.inf  # a masked item never counts, even if it is also relevant
         acc.update(topk, hits, lengths[batch])
+    if shard:
+        acc.all_reduce()
     return acc.result()
 
 

@@ -41,35 +41,79 @@ def train_cmd(
     threads: Annotated[int | None, typer.Option(min=1, help="torch CPU threads")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the metrics as JSON")] = False,
     quiet: Annotated[bool, typer.Option(help="no progress bar")] = False,
+    ray_workers: Annotated[int | None, typer.Option("--ray-workers", min=1, help=(
+        "launch on N Ray Train workers (graphrec[ray] extra; the cluster in $RAY_ADDRESS or a local one) instead of "
+        "this process"))] = None,
 ) -> None:
     """Train a model on a dataset or on your own graph store; a recommendation model is written
     as a folder that `graphrec recommend --model DIR` serves, an ad-targeting one (task: ads) a
-    folder that `graphrec ads` and `graphrec audience` serve."""
+    folder that `graphrec ads` and `graphrec audience` serve.
+
+    Data-parallel on N processes (gloo on CPU, NCCL on GPUs): `torchrun --nproc-per-node N -m graphrec train CONFIG`
+    (several machines: add --nnodes and a rendezvous; see docs/distributed.md). Rank 0 prints and writes."""
     from graphrec.config import ConfigError
     from graphrec.data import DatasetNotAvailableError
     from graphrec.store import StoreError
     from graphrec.tasks.run import train
     from graphrec.tasks.trainer import NonFiniteError
+    from graphrec.utils import distributed as du
 
     if threads is not None:
         import torch
 
         torch.set_num_threads(threads)
     overrides = list(set_ or []) + ([f"train.device={device}"] if device else [])
+
+    def resume_hint() -> str:
+        from graphrec.tasks.run import checkpoint_path, load_run_config
+
+        ckpt = checkpoint_path(load_run_config(config, overrides)[0], out_dir)
+        return (f"the last finished epoch is in {ckpt}: rerun the same command to resume" if ckpt and ckpt.is_file()
+                else "no epoch had finished, so there is nothing to resume")  # fmt: skip
+
+    if ray_workers is not None:
+        from graphrec.tasks.run import train_on_ray
+
+        try:
+            metrics = train_on_ray(config, overrides, workers=ray_workers, out=out_dir, resume=resume)
+        except (ConfigError, ValueError, TypeError, DatasetNotAvailableError, StoreError) as exc:
+            fail(str(exc))
+        except RuntimeError as exc:
+            fail(str(exc), 1)
+        if as_json:
+            typer.echo(json.dumps(metrics))
+            return
+        err.print(f"{ray_workers} Ray workers: selected epoch {metrics['best_epoch']} of {metrics['epochs']}, "
+                  f"{metrics['s_per_epoch']:.2f} s per epoch, {metrics['seconds']:.1f} s in all")  # fmt: skip
+        from types import SimpleNamespace
+
+        out.print(metrics_table(SimpleNamespace(metric="", valid=metrics["valid"], test=metrics["test"])))
+        if metrics.get("out"):
+            err.print(f"wrote {metrics['out']}")
+        return
+    if du.env_world_size() > 1:
+        import signal
+
+        def stopped_by_launcher(signum, frame):  # torchrun stops the other ranks when one fails
+            raise du.RankFailure(f"rank {du.rank()}: the launcher stopped this rank because another rank failed "
+                                 "(its summary says which and why)")  # fmt: skip
+
+        signal.signal(signal.SIGTERM, stopped_by_launcher)
     try:
         res = train(config, overrides, out=out_dir, progress=not quiet, resume=resume)
     except (ConfigError, ValueError, TypeError, DatasetNotAvailableError, StoreError) as exc:
         fail(str(exc))  # 2: the config, the data or an option is wrong; nothing was trained
     except NonFiniteError as exc:
         fail(str(exc), 1)  # train.nan_guard stopped a diverging run: its message says where and what to lower
+    except du.RankFailure as exc:
+        fail(f"{exc}; {resume_hint()}", 1)  # another rank died or hung
     except KeyboardInterrupt:
-        from graphrec.tasks.run import checkpoint_path, load_run_config
-
-        ckpt = checkpoint_path(load_run_config(config, overrides)[0], out_dir)
-        where = (f"the last finished epoch is in {ckpt}: rerun the same command to resume" if ckpt and ckpt.is_file()
-                 else "no epoch had finished, so there is nothing to resume")  # fmt: skip
-        fail(f"interrupted; {where}", 130)
+        fail(f"interrupted; {resume_hint()}", 130)
     fit = res.fit
+    if not du.is_main():  # every rank holds the same metrics; rank 0 reports them
+        du.shutdown()
+        return
+    du.shutdown()
     if as_json:
         typer.echo(json.dumps({"valid": fit.valid, "test": fit.test, "best_epoch": fit.best_epoch, "epochs": fit.epochs,
                                "s_per_epoch": fit.s_per_epoch, "seconds": fit.seconds, "stopped_by": fit.stopped_by,
@@ -115,6 +159,7 @@ def encode_cmd(
     from graphrec.tasks.encode import encode
     from graphrec.tasks.run import load_run_config
     from graphrec.tasks.trainer import NonFiniteError
+    from graphrec.utils import distributed as du
 
     if threads is not None:
         import torch
@@ -137,13 +182,18 @@ def encode_cmd(
         dest = out_dir or spec.out
         if dest is not None and Path(dest).exists() and not Path(dest).is_dir():
             fail(f"--out {dest} is a file; the encoder folder needs a folder (new or existing)")
+        du.init_from_env()  # under torchrun: data-parallel over the ranks, rank 0 writes
         res = encode(spec.dataset, cfg, seed=spec.seed, out=dest, write=write, init_from=init_from,
                      progress=not quiet)  # fmt: skip
     except (ConfigError, ValueError, TypeError, DatasetNotAvailableError, StoreError) as exc:
         fail(str(exc))
-    except NonFiniteError as exc:
+    except (NonFiniteError, du.RankFailure) as exc:
         fail(str(exc), 1)
     fit = res.fit
+    if not du.is_main():  # every rank holds the same metrics; rank 0 reports them
+        du.shutdown()
+        return
+    du.shutdown()
     if as_json:
         typer.echo(json.dumps({"valid": fit.valid, "test": fit.test, "best_epoch": fit.best_epoch, "epochs": fit.epochs,
                                "s_per_epoch": fit.s_per_epoch, "seconds": fit.seconds, "tokens_per_s": res.tokens_per_s,

@@ -29,6 +29,7 @@ from torch import Tensor, nn
 
 from graphrec.config.encoder import EncoderConfig
 from graphrec.tasks.trainer import FitResult, Part, ProgressFn, Trainer
+from graphrec.utils import distributed as du
 from graphrec.utils.io import atomic_open, atomic_write_json, atomic_write_text
 
 ENCODER_FILE = "encoder.pt"
@@ -427,7 +428,8 @@ def encode(dataset: str | os.PathLike, cfg: EncoderConfig, *, seed: int = 0, out
     """
     from graphrec.utils.seed import seed_everything
 
-    seqs, split = load_encoder_data(dataset, cfg)
+    with du.main_first("loading the sequences"):  # rank 0 fills the dataset cache, then the others read it
+        seqs, split = load_encoder_data(dataset, cfg)
     seed_everything(seed)
     model = build_encoder_model(cfg, seqs, encoder_tokenizer(init_from) if init_from is not None else None)
     warm = None
@@ -445,6 +447,8 @@ def encode(dataset: str | os.PathLike, cfg: EncoderConfig, *, seed: int = 0, out
                           tokens_per_s=float(np.mean(task.tokens_per_s)) if task.tokens_per_s else 0.0)  # fmt: skip
     if write is None:
         write = cfg.features.write
+    if not du.is_main():  # on several ranks, rank 0 alone writes the tables and the encoder folder
+        return result
     if write:
         store = feature_store(dataset)
         if store is not None:

@@ -28,7 +28,9 @@ from graphrec.metrics import evaluate_topk
 from graphrec.models import BipartiteRecommender, ModelSpec, build_model, get_spec
 from graphrec.nn.score import build_scorer
 from graphrec.sampling import NegativeSampler
+from graphrec.tasks import distributed as dp
 from graphrec.tasks.trainer import FitResult, Part, ProgressFn, Trainer
+from graphrec.utils import distributed as du
 
 
 def build_id_backbone(cfg: RecConfig | Any) -> tuple[ModelSpec, nn.Module]:
@@ -68,12 +70,14 @@ def build_rec_model(cfg: RecConfig, data: RecData) -> BipartiteRecommender:
 
 @torch.no_grad()
 def evaluate(model: BipartiteRecommender | None, data: RecData, part: str = "test", ks=(10, 20), metrics=None,
-             chunk_size: int | None = None, embeddings: tuple[Tensor, Tensor] | None = None) -> dict[str, float]:  # fmt: skip
+             chunk_size: int | None = None, embeddings: tuple[Tensor, Tensor] | None = None,
+             shard: bool = False) -> dict[str, float]:  # fmt: skip
     """Full-ranking metrics on ``part`` (``valid``: training items masked; ``test``: training
     and validation items masked), scored by ``model.scorer`` in blocks of users.
 
     ``embeddings``: ``(users [U, d], items [I, d])`` to rank instead of ``model``'s (scored
-    with ``model``'s scorer, or by inner product when ``model`` is None).
+    with ``model``'s scorer, or by inner product when ``model`` is None). ``shard``: on several ranks, each
+    ranks a share of the users and the metrics are all-reduced (see :func:`~graphrec.metrics.evaluate_topk`).
 
     Raises:
         ValueError: an unknown ``part``, or a cut-off larger than the catalogue.
@@ -87,7 +91,7 @@ def evaluate(model: BipartiteRecommender | None, data: RecData, part: str = "tes
     exclude = [data.csr("train")] + ([data.csr("valid")] if part == "test" else [])
     kwargs = {} if metrics is None else {"metrics": metrics}
     return evaluate_topk(scorer.score_fn(users, items), data.csr(part), data.num_items, ks, exclude,
-                         chunk_size=chunk_size, **kwargs)  # fmt: skip
+                         chunk_size=chunk_size, shard=shard, **kwargs)  # fmt: skip
 
 
 class LinkTask:
@@ -109,7 +113,12 @@ class LinkTask:
         self.graph = data.graph
         self.negatives = NegativeSampler(data.num_items, t.negatives, data.item_counts, t.popularity_exponent,
                                          data.train_keys() if t.exclude_positives else None)  # fmt: skip
-        self.loader = self._link_loader() if t.sampler == "neighbor" else None
+        self.local = None  # this rank's part of the graph (several ranks, sampler: neighbor)
+        self.steps: int | None = None  # training steps per epoch, the same on every rank
+        if t.sampler == "neighbor" and du.world_size() > 1:
+            self.loader = self._partitioned_loader()
+        else:
+            self.loader = self._link_loader() if t.sampler == "neighbor" else None
 
     def to(self, device: torch.device) -> None:
         self.device = device
@@ -125,6 +134,14 @@ class LinkTask:
         t, data = self.cfg.train, self.data
         U = data.num_users
         graph = Data(edge_index=data.graph, num_nodes=data.num_nodes)
+        neg = NegativeSampling("triplet", amount=t.num_negatives, dst_weight=self._negative_weight())
+        label_index = torch.stack([data.train[0], data.train[1] + U])
+        return link_loader(graph, t.num_neighbors, label_index, neg_sampling=neg, batch_size=t.batch_size, shuffle=True)
+
+    def _negative_weight(self) -> Tensor:
+        """Sampling weight of each node as a negative: 0 for users, 1 (uniform) or count^exponent for items."""
+        t, data = self.cfg.train, self.data
+        U = data.num_users
         weight = torch.zeros(data.num_nodes)
         if t.negatives == "uniform":
             weight[U:] = 1.0
@@ -132,13 +149,53 @@ class LinkTask:
             weight[U:] = data.item_counts.double().pow(t.popularity_exponent).float()
             if float(weight.sum()) <= 0:
                 weight[U:] = 1.0
+        return weight
+
+    def _partitioned_loader(self):
+        """This rank's ``LinkLoader`` (several ranks, ``sampler: neighbor``): the training graph is partitioned
+        (``train.partition``; rank 0's partition is every rank's), the rank keeps its owned nodes plus the halo
+        within ``len(num_neighbors)`` hops (:func:`~graphrec.sampling.local_graph`: sampling from owned users sees
+        exactly the full graph's neighbourhoods) and trains on the pairs of the users it owns. Negatives are drawn
+        among the items the rank holds. Every rank runs the same number of steps per epoch (the smallest)."""
+        from torch_geometric.data import Data
+        from torch_geometric.sampler import NegativeSampling
+
+        from graphrec.sampling import link_loader, local_graph, partition_graph
+
+        t, data = self.cfg.train, self.data
+        U, N, rank, world = data.num_users, data.num_nodes, du.rank(), du.world_size()
+        parts = partition_graph(data.graph, N, world, method=t.partition, seed=0) if du.is_main() else None
+        parts = du.broadcast_object(parts, 0, "sharing the partition")
+        local = local_graph(data.graph, N, parts, rank, num_hops=len(t.num_neighbors))
+        mine = parts[data.train[0]] == rank
+        src = local.to_local(data.train[0, mine])
+        dst = local.to_local(data.train[1, mine] + U)
+        if bool((src < 0).any() or (dst < 0).any()):  # pragma: no cover - the halo holds every 1-hop neighbour
+            raise RuntimeError("a training pair of an owned user is not in the rank's local graph")
+        weight = self._negative_weight()[local.global_id]
+        graph = Data(edge_index=local.edge_index, num_nodes=local.num_local)
         neg = NegativeSampling("triplet", amount=t.num_negatives, dst_weight=weight)
-        label_index = torch.stack([data.train[0], data.train[1] + U])
-        return link_loader(graph, t.num_neighbors, label_index, neg_sampling=neg, batch_size=t.batch_size, shuffle=True)
+        # train.batch_size stays the global batch: each rank takes its share of it, as in full-graph steps
+        loader = link_loader(graph, t.num_neighbors, torch.stack([src, dst]), neg_sampling=neg,
+                             batch_size=max(1, -(-t.batch_size // world)), shuffle=True)  # fmt: skip
+        steps = torch.tensor([float(len(loader))])
+        du.all_reduce_(steps, "min", "agreeing on the steps per epoch")
+        self.local, self.steps = local, int(steps.item())
+        self.partition_info = {"rank": rank, "owned": local.num_owned, "halo": local.num_halo,
+                               "local_edges": local.num_edges, "pairs": int(mine.sum()), "steps": self.steps,
+                               "items_held": int((local.global_id >= U).sum()), "items": data.num_items}  # fmt: skip
+        return loader
+
+    def shard_batch(self, batch: Any, rank: int, world: int) -> Any:
+        """Several ranks: a partitioned loader's batch is already the rank's; a global batch is split."""
+        return batch if self.local is not None else dp.shard_batch(batch, rank, world)
 
     def batches(self, epoch: int) -> Iterable[Any]:
         if self.loader is not None:
-            yield from self.loader
+            for step, batch in enumerate(self.loader, 1):
+                yield batch
+                if self.steps is not None and step >= self.steps:
+                    break
             return
         t, train = self.cfg.train, self.data.train
         perm = torch.randperm(train.size(1))
@@ -152,9 +209,10 @@ class LinkTask:
         opts = {"kind": t.loss, "reg_weight": t.reg_weight, "temperature": t.temperature, "margin": t.margin}
         if self.loader is not None:  # a sampled subgraph
             b = batch.to(dev)
-            out = model(b.edge_index, n_id=b.n_id)
+            n_id = b.n_id if self.local is None else self.local.global_id.to(dev)[b.n_id]  # local -> global ids
+            out = model(b.edge_index, n_id=n_id)
             j = b.dst_neg_index.view(b.src_index.numel(), -1)
-            return model.loss(out, b.src_index, b.dst_pos_index, j, n_id=b.n_id, **opts), b.src_index.numel()
+            return model.loss(out, b.src_index, b.dst_pos_index, j, n_id=n_id, **opts), b.src_index.numel()
         u, i, j = (x.to(dev) for x in batch)
         if model.needs_graph:
             out = model(self.graph)
@@ -179,7 +237,7 @@ class LinkTask:
     def evaluate(self, model: nn.Module, part: Part) -> dict[str, float]:
         e = self.cfg.eval
         users, items = model.embeddings(self.graph)
-        return evaluate(model, self.data, part, e.ks, e.metrics, e.chunk_size, embeddings=(users, items))
+        return evaluate(model, self.data, part, e.ks, e.metrics, e.chunk_size, embeddings=(users, items), shard=True)
 
 
 def fit_link(data: RecData, model: BipartiteRecommender, cfg: RecConfig, progress: bool | ProgressFn | None = None,

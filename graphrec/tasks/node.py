@@ -12,6 +12,7 @@ report on unseen ones); single-label (softmax cross-entropy, accuracy) and multi
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable
 from typing import Any
 
@@ -125,6 +126,26 @@ class NodeTask:
         order = torch.randperm(len(self.data.train)).tolist()
         for i in range(0, len(order), self.batch_size):
             yield Batch.from_data_list([self.data.train[j] for j in order[i : i + self.batch_size]])
+
+    def shard_batch(self, batch: Data, rank: int, world: int) -> Data | None:
+        """Rank ``rank``'s share of a training step (several ranks): a transductive graph keeps its nodes and edges
+        (the forward pass needs the whole neighbourhood) with the training mask cut to the rank's contiguous
+        share of the training nodes; an inductive batch keeps the rank's share of its graphs. None: no share."""
+        from graphrec.tasks.distributed import shard_range
+
+        if self.inductive:
+            graphs = batch.to_data_list()
+            a, b = shard_range(len(graphs), rank, world)
+            return Batch.from_data_list(graphs[a:b]) if b > a else None
+        idx = torch.nonzero(batch.train_mask).view(-1)
+        a, b = shard_range(idx.numel(), rank, world)
+        if b <= a:
+            return None
+        mask = torch.zeros_like(batch.train_mask)
+        mask[idx[a:b]] = True
+        out = copy.copy(batch)
+        out.train_mask = mask
+        return out
 
     def step_loss(self, model: nn.Module, batch: Data) -> tuple[Tensor, int]:
         out = _forward(model, batch)

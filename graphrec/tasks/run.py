@@ -44,6 +44,7 @@ from graphrec.config import (
 from graphrec.config.encoder import EncoderConfig, resolve_encoder_config
 from graphrec.config.presets import resolve_task_config
 from graphrec.tasks.trainer import FitResult, ProgressFn
+from graphrec.utils import distributed as du
 from graphrec.utils.io import atomic_open, atomic_write_json, atomic_write_text
 from graphrec.utils.seed import seed_everything
 
@@ -138,6 +139,10 @@ def train(config: str | os.PathLike | dict, overrides: list[str] | None = None, 
         progress: a rich bar (``True``), a callback ``(epoch, total, info)``, or None.
         resume: continue from the checkpoint that an interrupted run with the same config left
             beside ``out`` (``.<out name>.ckpt.pt``); the result equals an uninterrupted run.
+
+    Under ``torchrun`` (``WORLD_SIZE`` > 1) the run is data-parallel over the ranks
+    (:mod:`graphrec.tasks.distributed`): every rank returns the same metrics; rank 0 alone writes the
+    checkpoint (``out`` must be on storage every rank reads, to resume) and the model.
         checkpoint_every: epochs between checkpoints (only with ``out``).
 
     Raises:
@@ -147,6 +152,7 @@ def train(config: str | os.PathLike | dict, overrides: list[str] | None = None, 
     spec, cfg = load_run_config(config, overrides)
     if out is not None:
         spec = spec.model_copy(update={"out": str(out)})
+    du.init_from_env()  # under torchrun (WORLD_SIZE > 1): join the process group; otherwise nothing
     ckpt = checkpoint_path(spec)
     digest = _digest(spec, cfg)
     state = None
@@ -155,7 +161,7 @@ def train(config: str | os.PathLike | dict, overrides: list[str] | None = None, 
         if state.get("run_digest") != digest:
             raise ValueError(f"{ckpt} was left by a run with another config; delete it (or pass --no-resume), "
                              "or rerun that config to finish it")  # fmt: skip
-        if progress is True:
+        if progress is True and du.is_main():
             from graphrec.utils.console import err
 
             err.print(f"resuming after epoch {int(state['epoch'])} from {ckpt}")
@@ -170,9 +176,69 @@ def train(config: str | os.PathLike | dict, overrides: list[str] | None = None, 
         result = _train_encode(spec, cfg, options)
     else:
         result = _train_node(spec, cfg, options)
-    if ckpt is not None:
+    if ckpt is not None and du.is_main():
         ckpt.unlink(missing_ok=True)
     return result
+
+
+def train_on_ray(config: str | os.PathLike | dict, overrides: list[str] | None = None, *, workers: int = 2,
+                 out: str | os.PathLike | None = None, resume: bool = True, use_gpu: bool | None = None) -> dict[str, Any]:  # fmt: skip
+    """:func:`train` on ``workers`` Ray Train workers (``ray.train.torch.TorchTrainer``), the same config and
+    the same data-parallel semantics as ``torchrun``: Ray starts the workers and their process group (gloo, or
+    NCCL with ``use_gpu``), and each worker runs :func:`train`. Connects to the cluster in ``$RAY_ADDRESS``, or
+    starts a local one. Paths in the config and ``out`` must be readable by every worker (a shared file system
+    on several machines); ``GRAPHREC_DATA`` and ``GRAPHREC_CACHE`` are passed to the workers.
+
+    Returns:
+        ``{"valid", "test", "best_epoch", "epochs", "s_per_epoch", "seconds", "out"}`` of rank 0.
+
+    Raises:
+        RuntimeError: Ray Train is not installed (``pip install 'graphrec[ray]'``) or a worker failed.
+    """
+    try:
+        import ray
+        from ray.train import RunConfig, ScalingConfig
+        from ray.train.torch import TorchTrainer
+    except ImportError as exc:
+        raise RuntimeError(f"launching on Ray needs Ray Train: pip install 'graphrec[ray]' ({exc})") from None
+    if workers < 1:
+        raise ValueError(f"workers must be a positive integer, got {workers}")
+    if not isinstance(config, dict):
+        config = str(Path(config).resolve())
+    if out is not None:
+        out = str(Path(out).resolve())
+    env = {k: os.environ[k] for k in ("GRAPHREC_DATA", "GRAPHREC_CACHE") if k in os.environ}
+    started = False
+    if not ray.is_initialized():
+        ray.init(address=os.environ.get("RAY_ADDRESS") or None, include_dashboard=False, log_to_driver=False,
+                 runtime_env={"env_vars": env} if env else None)  # fmt: skip
+        started = True
+    use_gpu = torch.cuda.is_available() if use_gpu is None else use_gpu
+    try:
+        trainer = TorchTrainer(
+            _ray_train_loop,
+            train_loop_config={"config": config, "overrides": list(overrides or []), "out": out, "resume": resume},
+            scaling_config=ScalingConfig(num_workers=workers, use_gpu=use_gpu),
+            run_config=RunConfig(name=f"graphrec-{os.getpid()}", storage_path=str(Path(out or ".").resolve().parent /
+                                                                                   ".ray-train")),
+        )  # fmt: skip
+        result = trainer.fit()
+    except Exception as exc:  # Ray wraps worker errors in its own types; keep the worker's message
+        raise RuntimeError(f"training on {workers} Ray workers failed: {' '.join(str(exc).split())[:2000]}") from exc
+    finally:
+        if started:
+            ray.shutdown()
+    return result.return_value  # rank 0's (Ray Train returns the first worker's return value)
+
+
+def _ray_train_loop(loop_config: dict) -> dict[str, Any]:
+    """The body of each Ray Train worker: the process group exists (Ray made it); :func:`train` joins it."""
+    res = train(loop_config["config"], loop_config["overrides"], out=loop_config["out"], progress=False,
+                resume=loop_config["resume"])  # fmt: skip
+    fit = res.fit
+    return {"valid": fit.valid, "test": fit.test, "best_epoch": fit.best_epoch, "epochs": fit.epochs,
+            "s_per_epoch": fit.s_per_epoch, "seconds": fit.seconds, "out": str(res.out) if res.out else None,
+            "world_size": du.world_size()}  # fmt: skip
 
 
 def checkpoint_path(spec: RunSpec, out: str | os.PathLike | None = None) -> Path | None:
@@ -191,12 +257,13 @@ def _train_rec(spec: RunSpec, cfg: RecConfig, options: dict) -> TrainResult:
     from graphrec.serving.export import export_model
     from graphrec.tasks.link import build_rec_model, fit_link
 
-    data = load_interactions(spec.dataset, cfg.data).split(cfg.data, spec.seed)
+    with du.main_first("loading the dataset"):  # rank 0 fills the dataset cache, then the others read it
+        data = load_interactions(spec.dataset, cfg.data).split(cfg.data, spec.seed)
     seed_everything(spec.seed)
     model = build_rec_model(cfg, data)
     fit = fit_link(data, model, cfg, keep_state=False, **options)
     dest = None
-    if spec.out:
+    if spec.out and du.is_main():
         dest = export_model(model, data, spec.out, config=cfg.model_dump(mode="json"), overwrite=True, history=fit.history,
                             metrics={"valid": fit.valid, "test": fit.test, "seed": spec.seed, "best_epoch": fit.best_epoch,
                                      "epochs": fit.epochs, "dataset": spec.dataset})  # fmt: skip
@@ -206,12 +273,13 @@ def _train_rec(spec: RunSpec, cfg: RecConfig, options: dict) -> TrainResult:
 def _train_ads(spec: RunSpec, cfg: AdsConfig, options: dict) -> TrainResult:
     from graphrec.tasks.ads import build_ads_model, export_ads_model, fit_ads, load_ad_log
 
-    data = load_ad_log(spec.dataset, cfg.data).split(cfg.data, spec.seed)
+    with du.main_first("loading the dataset"):  # rank 0 fills the dataset cache, then the others read it
+        data = load_ad_log(spec.dataset, cfg.data).split(cfg.data, spec.seed)
     seed_everything(spec.seed)
     model = build_ads_model(cfg, data)
     fit = fit_ads(data, model, cfg, keep_state=False, **options)
     dest = None
-    if spec.out:
+    if spec.out and du.is_main():
         dest = export_ads_model(model, data, spec.out, config=cfg.model_dump(mode="json"), overwrite=True,
                                 history=fit.history, metrics={"valid": fit.valid, "test": fit.test, "seed": spec.seed,
                                                               "best_epoch": fit.best_epoch, "epochs": fit.epochs,
@@ -231,14 +299,15 @@ def _train_node(spec: RunSpec, cfg: NodeConfig, options: dict) -> TrainResult:
     from graphrec.data.planetoid import label_rate_split
     from graphrec.tasks.node import build_backbone, fit_node, num_classes
 
-    data = load_node_dataset(spec.dataset)
+    with du.main_first("loading the dataset"):  # rank 0 fills the dataset cache, then the others read it
+        data = load_node_dataset(spec.dataset)
     seed_everything(spec.seed)
     if cfg.data.label_rate is not None:
         data = label_rate_split(data, cfg.data.label_rate, spec.seed)
     model = build_backbone(cfg, data.num_features, num_classes(data))
     fit = fit_node(data, model, cfg.train, **options)
     dest = None
-    if spec.out:
+    if spec.out and du.is_main():
         dest = Path(spec.out)
         dest.mkdir(parents=True, exist_ok=True)
         with atomic_open(dest / "model.pt", "wb") as fh:

@@ -17,7 +17,12 @@ is evaluated on a part (``valid``, ``test``). The :class:`Trainer` owns everythi
   where a model is wrapped for data-parallel training;
 * a guard against non-finite values (``nan_guard``): a NaN or infinite loss, gradient or
   parameter stops training with a :class:`NonFiniteError` naming the epoch, the step and the
-  parameter, before the optimizer writes the bad values into the weights.
+  parameter, before the optimizer writes the bad values into the weights;
+* data-parallel training when the process group has several ranks (``torchrun``; see
+  :mod:`graphrec.tasks.distributed`): each rank computes its share of every global batch, gradients are
+  averaged exactly (embedding tables sparsely), evaluations and stopping decisions are the same on every rank,
+  and rank 0 alone reports progress and writes checkpoints (which hold every rank's random-number state, so a
+  run resumes on the same number of ranks with identical results).
 
 A task may also define ``start_epoch(model, epoch)``, called before each training epoch
 (e.g. to re-cluster the origins of a multi-manifold scorer on a schedule).
@@ -42,7 +47,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from graphrec.tasks import distributed as dp
 from graphrec.tasks.optim import RowLRScale, attach_row_lr, build_optimizer, is_manifold_parameter
+from graphrec.utils import distributed as du
+from graphrec.utils.faults import fault_point
 from graphrec.utils.io import atomic_open
 from graphrec.utils.seed import rng_state, set_rng_state
 
@@ -281,8 +289,23 @@ class Trainer:
             raise ValueError("the validation part is empty; selecting the best epoch needs one (or select: last)")
         model.to(self.device)
         task.to(self.device)
+        world = du.world_size()
+        sync = shard = None
+        if world > 1:
+            dp.broadcast_parameters(model)
+            sync = dp.GradientSync(model)
+            shard = getattr(task, "shard_batch", None) or dp.shard_batch
         run = self.wrap(model)
         opt = self.make_optimizer(model)
+        try:
+            return self._fit(model, task, run, opt, sync, shard, world)
+        finally:
+            if sync is not None:
+                sync.close()
+
+    def _fit(self, model: nn.Module, task: Task, run: nn.Module, opt: torch.optim.Optimizer,
+             sync: dp.GradientSync | None, shard: Callable | None, world: int) -> FitResult:  # fmt: skip
+        has_valid = task.has_part("valid")
         stopper = Stopper(task.stop_rule, self.patience)
         best: tuple[int, dict[str, float]] | None = None
         best_state: dict | None = None
@@ -315,10 +338,11 @@ class Trainer:
             history, epoch_times = list(resume["history"]), list(resume["epoch_times"])
             first, stopped, elapsed = int(resume["epoch"]) + 1, bool(resume["stopped"]), float(resume["seconds"])
             stopped_by = resume.get("stopped_by")
-            set_rng_state(resume["rng"])
+            set_rng_state(dp.pick_rank_state(resume.get("rng_ranks"), resume["rng"]))
         t_start = time.perf_counter() - elapsed
         epoch = first - 1
-        with _Progress(self.progress, self.epochs, task.metric, getattr(task, "progress_text", None)) as bar:
+        progress = self.progress if du.is_main() else None
+        with _Progress(progress, self.epochs, task.metric, getattr(task, "progress_text", None)) as bar:
             if resume is not None:
                 bar.update(epoch, {"epoch": epoch, **(history[-1] if history else {})})
             for epoch in range(first, self.epochs + 1) if not stopped else ():
@@ -326,12 +350,17 @@ class Trainer:
                     start_epoch(model, epoch)
                 run.train()
                 t0 = time.perf_counter()
-                loss = train_epoch(run, task, opt, epoch, guard=guard, on_step=bar.step if bar.live else None)
+                loss = train_epoch(run, task, opt, epoch, guard=guard, on_step=bar.step if bar.live else None,
+                                   sync=sync, shard=shard)  # fmt: skip
                 epoch_times.append(time.perf_counter() - t0)
+                if world > 1:
+                    dp.check_replicas(model, epoch)
                 info: dict[str, Any] = {"epoch": epoch, "loss": loss}
-                over = self.time_budget is not None and time.perf_counter() - t_start > self.time_budget
+                # every rank must take the same branch: one rank's clock decides for all
+                over = du.agree(self.time_budget is not None and time.perf_counter() - t_start > self.time_budget,
+                                "the time budget")  # fmt: skip
                 if has_valid and (epoch % self.eval_every == 0 or epoch == self.epochs or over):
-                    val = task.evaluate(model, "valid")
+                    val = _evaluate(task, model, "valid")
                     last_eval = (epoch, val)
                     info["valid"] = float(val[task.metric])
                     if "loss" in val:
@@ -346,16 +375,19 @@ class Trainer:
                 if stopped and epoch < self.epochs:
                     stopped_by = "time_budget" if over else "patience"
                 if self.checkpoint is not None and (epoch % self.checkpoint_every == 0 or stopped or epoch == self.epochs):
-                    self.save_checkpoint({
-                        "epoch": epoch, "model": model.state_dict(), "optimizer": opt.state_dict(),
-                        "stopper": stopper.state_dict(), "stopped": stopped, "stopped_by": stopped_by,
-                        "best_epoch": best[0] if best else None, "best_valid": best[1] if best else {},
-                        "best_state": best_state,
-                        "last_eval_epoch": last_eval[0] if last_eval else None,
-                        "last_eval": last_eval[1] if last_eval else {},
-                        "history": history, "epoch_times": epoch_times, "rng": rng_state(),
-                        "seconds": time.perf_counter() - t_start,
-                    })  # fmt: skip
+                    rngs = dp.rng_for_ranks(rng_state()) if world > 1 else None
+                    if du.is_main():
+                        self.save_checkpoint({
+                            "epoch": epoch, "model": model.state_dict(), "optimizer": opt.state_dict(),
+                            "stopper": stopper.state_dict(), "stopped": stopped, "stopped_by": stopped_by,
+                            "best_epoch": best[0] if best else None, "best_valid": best[1] if best else {},
+                            "best_state": best_state,
+                            "last_eval_epoch": last_eval[0] if last_eval else None,
+                            "last_eval": last_eval[1] if last_eval else {},
+                            "history": history, "epoch_times": epoch_times, "rng": rng_state(),
+                            "seconds": time.perf_counter() - t_start, **({"rng_ranks": rngs} if rngs else {}),
+                        })  # fmt: skip
+                    du.barrier("writing the checkpoint")  # no rank runs ahead of a checkpoint it may resume from
                 bar.update(epoch, info)  # after the checkpoint: a failing callback loses no epoch
                 if stopped:
                     break
@@ -371,8 +403,8 @@ class Trainer:
             elif last_eval is not None and last_eval[0] == epoch:
                 valid = last_eval[1]
             else:
-                valid = task.evaluate(model, "valid")
-        test = task.evaluate(model, "test") if task.has_part("test") else {}
+                valid = _evaluate(task, model, "valid")
+        test = _evaluate(task, model, "test") if task.has_part("test") else {}
         steady = epoch_times[1:] or epoch_times
         return FitResult(
             metric=task.metric, valid=dict(valid), test=test, best_epoch=best_epoch, epochs=epoch,
@@ -382,30 +414,55 @@ class Trainer:
         )  # fmt: skip
 
 
+def _evaluate(task: Task, model: nn.Module, part: Part) -> dict[str, float]:
+    """``task.evaluate``; on several ranks rank 0's result is every rank's, so that selection and early stopping
+    take the same decisions everywhere (a task may shard its evaluation and reduce it itself)."""
+    return du.broadcast_object(task.evaluate(model, part), 0, f"sharing the {part} metrics")
+
+
 _CHECKPOINT_KEYS = {"epoch", "model", "optimizer", "stopper", "stopped", "best_epoch", "best_valid", "best_state",
                     "last_eval_epoch", "last_eval", "history", "epoch_times", "rng", "seconds"}  # fmt: skip
 
 
 def train_epoch(model: nn.Module, task: Task, opt: torch.optim.Optimizer, epoch: int,
-                guard: NanGuard = "loss", on_step: Callable[[int, float], None] | None = None) -> float:  # fmt: skip
+                guard: NanGuard = "loss", on_step: Callable[[int, float], None] | None = None,
+                sync: Callable[[float, int], tuple[float, int]] | None = None,
+                shard: Callable[[Any, int, int], Any] | None = None) -> float:  # fmt: skip
     """One training epoch: every batch of ``task`` (forward, loss, backward, optimizer step);
     returns the examples-weighted mean loss. The body of :meth:`Trainer.fit`'s loop (benchmarks
     time it alone). ``on_step(step, running mean loss)`` after every step (the progress bar's
     within-epoch line).
+
+    On several ranks, ``shard(batch, rank, world)`` gives the rank's share of each global batch (None: an
+    empty share) and ``sync(loss, n)`` averages the gradients after ``backward`` and returns the global loss
+    (:class:`~graphrec.tasks.distributed.GradientSync`); the loss is then the global batch's.
+    ``$GRAPHREC_TRAIN_FAULT`` = ``rank<R>-epoch<E>-step<S>`` kills that rank there (crash tests).
 
     Raises:
         NonFiniteError: ``guard`` is ``loss`` or ``grads`` and a loss (or, with ``grads``, a gradient)
             is NaN or infinite; the optimizer has not stepped on it, so the weights are those of the step before.
     """
     total, count = 0.0, 0
+    rank, world = du.rank(), du.world_size()
     for step, batch in enumerate(task.batches(epoch), 1):
+        fault_point("GRAPHREC_TRAIN_FAULT", f"rank{rank}-epoch{epoch}-step{step}")
         opt.zero_grad(set_to_none=True)
-        loss, n = task.step_loss(model, batch)
-        value = float(loss.detach())
-        if guard != "none" and not math.isfinite(value):
+        if shard is not None:
+            batch = shard(batch, rank, world)
+        if batch is None:  # this rank's share of the global batch is empty: it contributes no gradient
+            value, n = 0.0, 0
+        else:
+            loss, n = task.step_loss(model, batch)
+            value = float(loss.detach())
+        if sync is None and guard != "none" and not math.isfinite(value):
             loss.backward()  # the gradients say which parameter the non-finite value flows to
             raise NonFiniteError(_non_finite_message(model, epoch, step, f"the loss is {value}"))
-        loss.backward()
+        if batch is not None:
+            loss.backward()
+        if sync is not None:
+            value, n = sync(value, n)  # the global batch's loss; a NaN on any rank is a NaN on every rank
+            if guard != "none" and not math.isfinite(value):
+                raise NonFiniteError(_non_finite_message(model, epoch, step, f"the loss is {value} (on some rank)"))
         if guard == "grads":
             bad = [p.grad for p in model.parameters() if p.grad is not None]
             if bad and not bool(torch.stack([torch.isfinite(g).all() for g in bad]).all()):
