@@ -5,6 +5,7 @@ user encoder and write its embeddings into the store as node features; ``graphre
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -42,8 +43,8 @@ def train_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="print the metrics as JSON")] = False,
     quiet: Annotated[bool, typer.Option(help="no progress bar")] = False,
     ray_workers: Annotated[int | None, typer.Option("--ray-workers", min=1, help=(
-        "launch on N Ray Train workers (graphrec[ray] extra; the cluster in $RAY_ADDRESS or a local one) instead of "
-        "this process"))] = None,
+        "launch on N Ray Train workers (the graphrec\\[ray] extra; the cluster in $RAY_ADDRESS or a local one) "
+        "instead of this process"))] = None,
 ) -> None:
     """Train a model on a dataset or on your own graph store; a recommendation model is written
     as a folder that `graphrec recommend --model DIR` serves, an ad-targeting one (task: ads) a
@@ -91,24 +92,33 @@ def train_cmd(
         if metrics.get("out"):
             err.print(f"wrote {metrics['out']}")
         return
-    if du.env_world_size() > 1:
-        import signal
+    import signal
 
-        def stopped_by_launcher(signum, frame):  # torchrun stops the other ranks when one fails
-            raise du.RankFailure(f"rank {du.rank()}: the launcher stopped this rank because another rank failed "
-                                 "(its summary says which and why)")  # fmt: skip
+    ranks = du.env_world_size()
+    first = os.environ.get("RANK", "0") == "0"  # under torchrun, rank 0 alone reports errors every rank shares
+    previous = signal.getsignal(signal.SIGTERM)
+    if ranks > 1:
+        def stopped_by_launcher(signum, frame):  # torchrun stops every rank when one fails or it is stopped itself
+            signal.signal(signal.SIGTERM, previous)  # once: a second SIGTERM ends the process
+            raise du.RankFailure(f"rank {os.environ.get('RANK', '?')}: the launcher stopped this rank (another rank "
+                                 "failed, or the job was stopped; the launcher's summary says which)")  # fmt: skip
 
         signal.signal(signal.SIGTERM, stopped_by_launcher)
     try:
         res = train(config, overrides, out=out_dir, progress=not quiet, resume=resume)
     except (ConfigError, ValueError, TypeError, DatasetNotAvailableError, StoreError) as exc:
-        fail(str(exc))  # 2: the config, the data or an option is wrong; nothing was trained
+        # 2: the config, the data or an option is wrong; nothing was trained (the same on every rank)
+        if first:
+            fail(str(exc))
+        raise typer.Exit(2) from None
     except NonFiniteError as exc:
         fail(str(exc), 1)  # train.nan_guard stopped a diverging run: its message says where and what to lower
     except du.RankFailure as exc:
         fail(f"{exc}; {resume_hint()}", 1)  # another rank died or hung
     except KeyboardInterrupt:
         fail(f"interrupted; {resume_hint()}", 130)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     fit = res.fit
     if not du.is_main():  # every rank holds the same metrics; rank 0 reports them
         du.shutdown()

@@ -159,7 +159,7 @@ class GradientSync:
         # still accumulates a dense gradient, which the exchange handles by scanning. After the exchange the
         # optimizer sees the same dense gradient as in one process. close() restores the modules.
         self._sparse_modules = [m for m in model.modules() if isinstance(m, nn.Embedding) and id(m.weight) in tables
-                                and not m.sparse]  # fmt: skip
+                                and not m.sparse] if du.is_distributed() else []  # fmt: skip
         for m in self._sparse_modules:
             m.sparse = True
         self.sparse_steps = 0  # steps whose table exchange was sparse (reported by benchmarks)
@@ -266,6 +266,7 @@ def pick_rank_state(states: Sequence[dict] | None, fallback: dict) -> dict:
     world = du.world_size()
     if states is None or len(states) != world:
         have = len(states) if states else 1
+        how = "one process (without torchrun)" if have == 1 else f"torchrun --nproc-per-node {have}"
         raise ValueError(f"the checkpoint was written by {have} rank(s) and this run has {world}: resume with "
-                         f"--nproc-per-node {have} (or delete the checkpoint to start again)")  # fmt: skip
+                         f"{how}, or delete the checkpoint to start again")  # fmt: skip
     return states[du.rank()]

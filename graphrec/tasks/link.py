@@ -181,6 +181,9 @@ class LinkTask:
         steps = torch.tensor([float(len(loader))])
         du.all_reduce_(steps, "min", "agreeing on the steps per epoch")
         self.local, self.steps = local, int(steps.item())
+        if self.steps == 0:
+            raise ValueError(f"some rank of {world} owns no training pair after partitioning ({int(mine.sum())} on rank "
+                             f"{rank}): use fewer ranks, or train.partition: random")  # fmt: skip
         self.partition_info = {"rank": rank, "owned": local.num_owned, "halo": local.num_halo,
                                "local_edges": local.num_edges, "pairs": int(mine.sum()), "steps": self.steps,
                                "items_held": int((local.global_id >= U).sum()), "items": data.num_items}  # fmt: skip

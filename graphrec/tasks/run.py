@@ -21,6 +21,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -161,6 +163,9 @@ def train(config: str | os.PathLike | dict, overrides: list[str] | None = None, 
         if state.get("run_digest") != digest:
             raise ValueError(f"{ckpt} was left by a run with another config; delete it (or pass --no-resume), "
                              "or rerun that config to finish it")  # fmt: skip
+        from graphrec.tasks.distributed import pick_rank_state
+
+        pick_rank_state(state.get("rng_ranks"), state["rng"])  # the same number of ranks, checked before any work
         if progress is True and du.is_main():
             from graphrec.utils.console import err
 
@@ -178,6 +183,8 @@ def train(config: str | os.PathLike | dict, overrides: list[str] | None = None, 
         result = _train_node(spec, cfg, options)
     if ckpt is not None and du.is_main():
         ckpt.unlink(missing_ok=True)
+    # no rank leaves (and tears down its side of the process group) while rank 0 still writes the model
+    du.barrier("finishing the run")
     return result
 
 
@@ -203,10 +210,13 @@ def train_on_ray(config: str | os.PathLike | dict, overrides: list[str] | None =
         raise RuntimeError(f"launching on Ray needs Ray Train: pip install 'graphrec[ray]' ({exc})") from None
     if workers < 1:
         raise ValueError(f"workers must be a positive integer, got {workers}")
+    # The config is resolved here first: its errors surface before Ray starts, and a relative `out` is made
+    # absolute against this directory (Ray workers run elsewhere).
+    spec, _ = load_run_config(config, overrides)
     if not isinstance(config, dict):
         config = str(Path(config).resolve())
-    if out is not None:
-        out = str(Path(out).resolve())
+    dest = out if out is not None else spec.out
+    out = str(Path(dest).resolve()) if dest is not None else None
     env = {k: os.environ[k] for k in ("GRAPHREC_DATA", "GRAPHREC_CACHE") if k in os.environ}
     started = False
     if not ray.is_initialized():
@@ -214,18 +224,25 @@ def train_on_ray(config: str | os.PathLike | dict, overrides: list[str] | None =
                  runtime_env={"env_vars": env} if env else None)  # fmt: skip
         started = True
     use_gpu = torch.cuda.is_available() if use_gpu is None else use_gpu
+    storage = tempfile.mkdtemp(prefix="graphrec-ray-train-")  # Ray Train's run folder: nothing of ours goes there
     try:
+        have = ray.cluster_resources().get("GPU" if use_gpu else "CPU", 0)
+        if have < workers:  # Ray would wait for them forever
+            raise ValueError(f"{workers} Ray workers need {workers} {'GPU' if use_gpu else 'CPU'}s; the cluster has "
+                             f"{have:g}: use --ray-workers {max(int(have), 1)} or a larger cluster")  # fmt: skip
         trainer = TorchTrainer(
             _ray_train_loop,
             train_loop_config={"config": config, "overrides": list(overrides or []), "out": out, "resume": resume},
             scaling_config=ScalingConfig(num_workers=workers, use_gpu=use_gpu),
-            run_config=RunConfig(name=f"graphrec-{os.getpid()}", storage_path=str(Path(out or ".").resolve().parent /
-                                                                                   ".ray-train")),
+            run_config=RunConfig(name=f"graphrec-{os.getpid()}", storage_path=storage),
         )  # fmt: skip
         result = trainer.fit()
+    except ValueError:
+        raise
     except Exception as exc:  # Ray wraps worker errors in its own types; keep the worker's message
         raise RuntimeError(f"training on {workers} Ray workers failed: {' '.join(str(exc).split())[:2000]}") from exc
     finally:
+        shutil.rmtree(storage, ignore_errors=True)
         if started:
             ray.shutdown()
     return result.return_value  # rank 0's (Ray Train returns the first worker's return value)

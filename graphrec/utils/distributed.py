@@ -67,7 +67,7 @@ def init_from_env(backend: str = "auto", timeout_s: float | None = None) -> bool
         timeout_s: collective timeout (default ``$GRAPHREC_DIST_TIMEOUT`` or 300 s).
 
     Raises:
-        RuntimeError: ``WORLD_SIZE`` > 1 but the rendezvous variables are missing.
+        ValueError: ``WORLD_SIZE`` > 1 but the rendezvous variables are missing.
     """
     if dist.is_available() and dist.is_initialized():
         return dist.get_world_size() > 1
@@ -75,7 +75,7 @@ def init_from_env(backend: str = "auto", timeout_s: float | None = None) -> bool
         return False
     missing = [k for k in ("RANK", "MASTER_ADDR", "MASTER_PORT") if k not in os.environ]
     if missing:
-        raise RuntimeError(f"WORLD_SIZE={env_world_size()} but {missing} are not set: launch with torchrun "
+        raise ValueError(f"WORLD_SIZE={env_world_size()} but {missing} are not set: launch with torchrun "
                            "(torchrun --nproc-per-node N -m graphrec train CONFIG)")  # fmt: skip
     if backend == "auto":
         backend = "nccl" if torch.cuda.is_available() else "gloo"
@@ -173,11 +173,9 @@ def main_first(what: str = "preparing the data") -> Iterator[None]:
         return
     if not is_main():
         barrier(what)
-    try:
-        yield
-    finally:
-        if is_main():
-            barrier(what)
+    yield  # on an error rank 0 leaves without the barrier: the others then fail at once instead of repeating it
+    if is_main():
+        barrier(what)
 
 
 def agree(flag: bool, what: str = "a decision") -> bool:

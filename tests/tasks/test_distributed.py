@@ -198,3 +198,18 @@ def test_ray_train_launch_runs_the_same_training(shared_data, tmp_path):
     assert a["world_size"] == 2 and a["best_epoch"] == b["best_epoch"]
     assert a["test"]["accuracy"] == pytest.approx(b["test"]["accuracy"], abs=1e-6)
     assert (tmp_path / "model" / "model.pt").is_file()  # rank 0 wrote the model
+
+
+def test_ad_targeting_two_ranks_equal_one(ml100k_data, tmp_path):
+    cfg = _run_config(tmp_path, "ads", {"task": "ads", "dataset": "ml-100k-ads", "seed": 0,
+                                        "model": {"name": "lightgcn", "K": 1},
+                                        "train": {"epochs": 2, "embedding_dim": 16}})  # fmt: skip
+    two = torchrun(["-m", "graphrec", "train", str(cfg), "--json", "--quiet"], tmp_path)
+    assert two.returncode == 0, two.stderr[-3000:]
+    one = subprocess.run([sys.executable, "-m", "graphrec", "train", str(cfg), "--json", "--quiet", "--threads", "1"],
+                         cwd=tmp_path, capture_output=True, text=True)  # fmt: skip
+    assert one.returncode == 0, one.stderr[-3000:]
+    a, b = (json.loads(r.stdout.strip().splitlines()[-1]) for r in (two, one))
+    for part in ("valid", "test"):
+        assert a[part]["auc"] == pytest.approx(b[part]["auc"], abs=1e-5)
+        assert a[part]["log_loss"] == pytest.approx(b[part]["log_loss"], rel=1e-5)
