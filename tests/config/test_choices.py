@@ -88,6 +88,20 @@ def _rec(*overrides, model="lightgcn", protocol=None):
     assert res.epochs >= 1 and 0 <= res.test.get("ndcg@10", 0) <= 1
 
 
+def _partition(choice: str) -> None:
+    """``train.partition`` acts on several ranks (tests/tasks/test_distributed.py runs 2); here the partition a rank
+    would take, and a one-process run that accepts the option."""
+    from graphrec.sampling import local_graph, partition_graph
+
+    if choice == "metis":
+        pytest.importorskip("pymetis")
+    data = planted(num_users=30, num_items=20, per_user=6).split(resolve_rec_config("lightgcn", None, []).data, 0)
+    parts = partition_graph(data.graph, data.num_nodes, 2, method=choice)
+    held = [local_graph(data.graph, data.num_nodes, parts, r, num_hops=2) for r in range(2)]
+    assert sum(g.num_owned for g in held) == data.num_nodes
+    _rec("train.sampler=neighbor", "train.num_neighbors=[3, 3]", f"train.partition={choice}")
+
+
 def _ingest(tmp_path, schema: LogSchema, frame: pl.DataFrame, attributes=None):
     rep = ingest(tmp_path / "st", [("events", frame)], attributes=attributes, schema=schema, echo=False)
     assert rep.accepted >= 1, str(rep)
@@ -163,6 +177,7 @@ RUNNERS = {
     "config.rec.RecTrainConfig.inputs": lambda c, **_: _rec(f"train.inputs={c}"),
     "config.rec.RecTrainConfig.init": lambda c, **_: _rec(f"train.init={c}"),
     "config.rec.RecTrainConfig.sampler": lambda c, **_: _rec(f"train.sampler={c}", "train.num_neighbors=[3, 3]"),
+    "config.rec.RecTrainConfig.partition": lambda c, **_: _partition(c),
     "config.rec.RecDataConfig.split": lambda c, **_: _rec(f"data.split={c}", "train.select=last",
                                                           protocol={"split": "published", "test_start": 800_000}),
     "pipeline.config.SourceConfig.kind": lambda c, tmp_path, **_: _source_kind(tmp_path, c),
