@@ -87,8 +87,17 @@ def init_from_env(backend: str = "auto", timeout_s: float | None = None) -> bool
 
 
 def shutdown() -> None:
-    """Leave the process group (a no-op when none is initialised)."""
+    """Leave the process group (a no-op when none is initialised).
+
+    A barrier first: a rank that tears its group down while a peer's last collective (a broadcast it sent, whose
+    receiver is still reading) is in flight can abort in gloo's teardown ("terminate called without an active
+    exception"); after the barrier no collective is pending anywhere."""
     if dist.is_available() and dist.is_initialized():
+        if dist.get_world_size() > 1:
+            try:
+                dist.barrier()
+            except RuntimeError:  # a peer is already gone: nothing is pending with it either
+                pass
         dist.destroy_process_group()
 
 
