@@ -20,7 +20,9 @@ training pairs per second, peak RSS, and the memory-per-rank formula's terms
 from __future__ import annotations
 
 import argparse
+import os
 import resource
+import sys
 import time
 
 import torch
@@ -124,3 +126,7 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    # no interpreter finalisation after the process group is gone (see graphrec/__main__.py)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)

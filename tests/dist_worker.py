@@ -10,6 +10,7 @@ Checks, on a real gloo process group:
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 import torch
@@ -123,3 +124,7 @@ def main(out: str) -> None:
 
 if __name__ == "__main__":
     main(sys.argv[1])
+    # no interpreter finalisation after the process group is gone (see graphrec/__main__.py)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
