@@ -210,10 +210,8 @@ def evaluate_topk(
         users = users.long()
         users = users[lengths[users] > 0]
     if shard and du.is_distributed():
-        base, extra = divmod(users.numel(), du.world_size())
-        r = du.rank()
-        a = r * base + min(r, extra)
-        users = users[a : a + base + (1 if r < extra else 0)]
+        a, b = du.shard_range(users.numel(), du.rank(), du.world_size())
+        users = users[a:b]
     chunk = chunk_size or default_chunk_size(num_items)
     for start in range(0, users.numel(), chunk):
         batch = users[start : start + chunk]

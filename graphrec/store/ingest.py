@@ -683,10 +683,11 @@ def _import_ray() -> Any:
 
 
 @contextmanager
-def ray_session(workers: int | None = None) -> Iterator[Any]:
+def ray_session(workers: int | None = None, env_vars: Mapping[str, str] | None = None) -> Iterator[Any]:
     """The ``ray`` module, connected: an existing connection is used as is; else
-    ``$RAY_ADDRESS`` is joined when set, else a local Ray is started with ``workers`` CPUs.
-    Ray is shut down on exit only when this call initialised it.
+    ``$RAY_ADDRESS`` is joined when set, else a local Ray is started with ``workers`` CPUs (default: all).
+    ``env_vars`` are set in every worker of a Ray started or joined here. Ray is shut down on exit only when
+    this call initialised it.
 
     Raises:
         ImportError: Ray Data is not installed (``pip install 'graphrec[ray]'``).
@@ -695,6 +696,8 @@ def ray_session(workers: int | None = None) -> Iterator[Any]:
     started = False
     if not ray.is_initialized():
         quiet = {"log_to_driver": False, "logging_level": logging.ERROR}
+        if env_vars:
+            quiet["runtime_env"] = {"env_vars": dict(env_vars)}
         if os.environ.get("RAY_ADDRESS"):
             ray.init(address=os.environ["RAY_ADDRESS"], **quiet)
         else:

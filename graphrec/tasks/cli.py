@@ -120,10 +120,10 @@ def train_cmd(
     finally:
         signal.signal(signal.SIGTERM, previous)
     fit = res.fit
-    if not du.is_main():  # every rank holds the same metrics; rank 0 reports them
-        du.shutdown()
-        return
+    main = du.is_main()
     du.shutdown()
+    if not main:  # every rank holds the same metrics; rank 0 reports them
+        return
     if as_json:
         typer.echo(json.dumps({"valid": fit.valid, "test": fit.test, "best_epoch": fit.best_epoch, "epochs": fit.epochs,
                                "s_per_epoch": fit.s_per_epoch, "seconds": fit.seconds, "stopped_by": fit.stopped_by,
@@ -200,10 +200,10 @@ def encode_cmd(
     except (NonFiniteError, du.RankFailure) as exc:
         fail(str(exc), 1)
     fit = res.fit
-    if not du.is_main():  # every rank holds the same metrics; rank 0 reports them
-        du.shutdown()
-        return
+    main = du.is_main()
     du.shutdown()
+    if not main:  # every rank holds the same metrics; rank 0 reports them
+        return
     if as_json:
         typer.echo(json.dumps({"valid": fit.valid, "test": fit.test, "best_epoch": fit.best_epoch, "epochs": fit.epochs,
                                "s_per_epoch": fit.s_per_epoch, "seconds": fit.seconds, "tokens_per_s": res.tokens_per_s,

@@ -39,11 +39,6 @@ from graphrec.utils import distributed as du
 SPARSE_MIN_ROWS = 4096
 
 
-def shard_range(n: int, rank: int, world: int) -> tuple[int, int]:
-    """``[start, end)`` of rank ``rank``'s contiguous share of ``n`` rows (the shares differ by at most one)."""
-    base, extra = divmod(n, world)
-    start = rank * base + min(rank, extra)
-    return start, start + base + (1 if rank < extra else 0)
 
 
 def shard_batch(batch: Any, rank: int, world: int) -> Any:
@@ -60,7 +55,7 @@ def shard_batch(batch: Any, rank: int, world: int) -> Any:
 
 def _split(batch: Any, rank: int, world: int) -> Any:
     if isinstance(batch, Tensor):
-        a, b = shard_range(batch.size(0), rank, world)
+        a, b = du.shard_range(batch.size(0), rank, world)
         return batch[a:b]
     if isinstance(batch, Mapping):
         keys = list(batch)
@@ -71,7 +66,7 @@ def _split(batch: Any, rank: int, world: int) -> Any:
             raise TypeError(f"cannot split a batch whose tensors have different first dimensions {sorted(sizes)} across "
                             "ranks; the task must define shard_batch(batch, rank, world)")  # fmt: skip
         n = sizes.pop()
-        a, b = shard_range(n, rank, world)
+        a, b = du.shard_range(n, rank, world)
         out = [t[a:b] for t in batch]
         return tuple(out) if isinstance(batch, tuple) else out
     raise TypeError(f"cannot split a {type(batch).__name__} batch across ranks; the task must define "
@@ -115,8 +110,8 @@ def broadcast_parameters(model: nn.Module) -> None:
 @torch.no_grad()
 def replica_fingerprint(model: nn.Module) -> Tensor:
     """One float64 number per parameter (its sum), to check that the replicas did not drift apart."""
-    return torch.stack([p.detach().double().sum() for p in model.parameters()]) if any(True for _ in model.parameters()) \
-        else torch.zeros(0, dtype=torch.float64)
+    sums = [p.detach().double().sum() for p in model.parameters()]
+    return torch.stack(sums) if sums else torch.zeros(0, dtype=torch.float64)
 
 
 def check_replicas(model: nn.Module, epoch: int) -> None:
@@ -128,9 +123,8 @@ def check_replicas(model: nn.Module, epoch: int) -> None:
     if not du.is_distributed():
         return
     fp = replica_fingerprint(model)
-    lo, hi = fp.clone(), fp.clone()
-    du.all_reduce_(lo, "min", "checking the replicas")
-    du.all_reduce_(hi, "max", "checking the replicas")
+    both = du.all_reduce_(torch.cat([fp, -fp]), "max", "checking the replicas")  # the max and (negated) the min
+    hi, lo = both[: fp.numel()], -both[fp.numel() :]
     bad = torch.nonzero(~torch.isclose(lo, hi, rtol=1e-6, atol=1e-9)).view(-1)
     if bad.numel():
         name = [n for n, _ in model.named_parameters()][int(bad[0])]

@@ -131,7 +131,7 @@ class NodeTask:
         """Rank ``rank``'s share of a training step (several ranks): a transductive graph keeps its nodes and edges
         (the forward pass needs the whole neighbourhood) with the training mask cut to the rank's contiguous
         share of the training nodes; an inductive batch keeps the rank's share of its graphs. None: no share."""
-        from graphrec.tasks.distributed import shard_range
+        from graphrec.utils.distributed import shard_range
 
         if self.inductive:
             graphs = batch.to_data_list()

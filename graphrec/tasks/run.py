@@ -202,8 +202,9 @@ def train_on_ray(config: str | os.PathLike | dict, overrides: list[str] | None =
     Raises:
         RuntimeError: Ray Train is not installed (``pip install 'graphrec[ray]'``) or a worker failed.
     """
+    from graphrec.store.ingest import ray_session
+
     try:
-        import ray
         from ray.train import RunConfig, ScalingConfig
         from ray.train.torch import TorchTrainer
     except ImportError as exc:
@@ -218,33 +219,27 @@ def train_on_ray(config: str | os.PathLike | dict, overrides: list[str] | None =
     dest = out if out is not None else spec.out
     out = str(Path(dest).resolve()) if dest is not None else None
     env = {k: os.environ[k] for k in ("GRAPHREC_DATA", "GRAPHREC_CACHE") if k in os.environ}
-    started = False
-    if not ray.is_initialized():
-        ray.init(address=os.environ.get("RAY_ADDRESS") or None, include_dashboard=False, log_to_driver=False,
-                 runtime_env={"env_vars": env} if env else None)  # fmt: skip
-        started = True
     use_gpu = torch.cuda.is_available() if use_gpu is None else use_gpu
     storage = tempfile.mkdtemp(prefix="graphrec-ray-train-")  # Ray Train's run folder: nothing of ours goes there
     try:
-        have = ray.cluster_resources().get("GPU" if use_gpu else "CPU", 0)
-        if have < workers:  # Ray would wait for them forever
-            raise ValueError(f"{workers} Ray workers need {workers} {'GPU' if use_gpu else 'CPU'}s; the cluster has "
-                             f"{have:g}: use --ray-workers {max(int(have), 1)} or a larger cluster")  # fmt: skip
-        trainer = TorchTrainer(
-            _ray_train_loop,
-            train_loop_config={"config": config, "overrides": list(overrides or []), "out": out, "resume": resume},
-            scaling_config=ScalingConfig(num_workers=workers, use_gpu=use_gpu),
-            run_config=RunConfig(name=f"graphrec-{os.getpid()}", storage_path=storage),
-        )  # fmt: skip
-        result = trainer.fit()
-    except ValueError:
-        raise
-    except Exception as exc:  # Ray wraps worker errors in its own types; keep the worker's message
-        raise RuntimeError(f"training on {workers} Ray workers failed: {' '.join(str(exc).split())[:2000]}") from exc
+        with ray_session(env_vars=env) as ray:
+            have = ray.cluster_resources().get("GPU" if use_gpu else "CPU", 0)
+            if have < workers:  # Ray would wait for them forever
+                raise ValueError(f"{workers} Ray workers need {workers} {'GPU' if use_gpu else 'CPU'}s; the cluster "
+                                 f"has {have:g}: use --ray-workers {max(int(have), 1)} or a larger cluster")  # fmt: skip
+            trainer = TorchTrainer(
+                _ray_train_loop,
+                train_loop_config={"config": config, "overrides": list(overrides or []), "out": out, "resume": resume},
+                scaling_config=ScalingConfig(num_workers=workers, use_gpu=use_gpu),
+                run_config=RunConfig(name=f"graphrec-{os.getpid()}", storage_path=storage),
+            )  # fmt: skip
+            try:
+                result = trainer.fit()
+            except Exception as exc:  # Ray wraps worker errors in its own types; keep the worker's message
+                raise RuntimeError(f"training on {workers} Ray workers failed: "
+                                   f"{' '.join(str(exc).split())[:2000]}") from exc  # fmt: skip
     finally:
         shutil.rmtree(storage, ignore_errors=True)
-        if started:
-            ray.shutdown()
     return result.return_value  # rank 0's (Ray Train returns the first worker's return value)
 
 

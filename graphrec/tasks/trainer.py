@@ -13,8 +13,8 @@ is evaluated on a part (``valid``, ``test``). The :class:`Trainer` owns everythi
 * checkpoints that hold *every* piece of state (model, optimizer, stopper, selected
   weights, history, the RNG of torch, NumPy and Python), so a resumed run ends with the same
   weights and metrics as an uninterrupted one, bit for bit;
-* progress (a rich bar, or a callback), the device, and :meth:`Trainer.wrap`, the one place
-  where a model is wrapped for data-parallel training;
+* progress (a rich bar, or a callback), the device, and :meth:`Trainer.wrap`, where a subclass
+  may wrap the model the loop runs;
 * a guard against non-finite values (``nan_guard``): a NaN or infinite loss, gradient or
   parameter stops training with a :class:`NonFiniteError` naming the epoch, the step and the
   parameter, before the optimizer writes the bad values into the weights;
@@ -261,7 +261,8 @@ class Trainer:
 
     # ------------------------------------------------------------------ seams
     def wrap(self, model: nn.Module) -> nn.Module:
-        """The model the loop runs: the one place for a data-parallel wrapper (single process: itself)."""
+        """The model the loop runs (default: itself); a subclass may wrap it. Data-parallel training needs no
+        wrapper: :class:`~graphrec.tasks.distributed.GradientSync` synchronises after ``backward``."""
         return model
 
     def make_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:

@@ -56,6 +56,13 @@ def local_rank() -> int:
     return int(os.environ.get("LOCAL_RANK", "0") or 0)
 
 
+def shard_range(n: int, rank: int, world: int) -> tuple[int, int]:
+    """``[start, end)`` of rank ``rank``'s contiguous share of ``n`` rows (the shares differ by at most one)."""
+    base, extra = divmod(n, world)
+    start = rank * base + min(rank, extra)
+    return start, start + base + (1 if rank < extra else 0)
+
+
 def init_from_env(backend: str = "auto", timeout_s: float | None = None) -> bool:
     """Join the process group the launcher describes (``env://``); returns whether the run is distributed.
 

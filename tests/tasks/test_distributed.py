@@ -35,7 +35,7 @@ def torchrun(args: list[str], cwd: Path, env: dict | None = None, timeout: int =
 def test_shard_range_covers_every_row_once():
     for n in (0, 1, 5, 50, 51):
         for world in (1, 2, 3):
-            ranges = [dp.shard_range(n, r, world) for r in range(world)]
+            ranges = [du.shard_range(n, r, world) for r in range(world)]
             rows = [i for a, b in ranges for i in range(a, b)]
             assert rows == list(range(n))
             assert max(b - a for a, b in ranges) - min(b - a for a, b in ranges) <= 1
